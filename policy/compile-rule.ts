@@ -395,7 +395,9 @@ export class DefCompiler implements Names {
     const builtin = BUILTINS.get(fn);
     if (builtin) {
       arity(builtin.arity, 'builtin');
-      return { k: 'builtin', fn: builtin, args: argTerms.map((a) => this.compileTerm(a, scope, bound)), pos };
+      const call: Expr = { k: 'builtin', fn: builtin, args: argTerms.map((a) => this.compileTerm(a, scope, bound)), pos };
+      if (fn !== 'time.now_ns') this.tryConstant(call);
+      return call;
     }
     const hostArity = Object.hasOwn(this.m.host, fn) ? this.m.host[fn] : undefined;
     if (hostArity !== undefined) {
@@ -408,20 +410,40 @@ export class DefCompiler implements Names {
     throw new PolicyError('POLICY_COMPILE', `unknown function "${fn}"`, pos);
   }
 
-  /** Evaluates an operator on constants at compile time when that cannot fail. */
+  /** Folds an operator on constants into its value. */
   private fold(e: Extract<Expr, { k: 'builtin' }>): Expr {
-    if (!e.args.every((a) => a.k === 'const')) return e;
+    const v = this.tryConstant(e);
+    return v === undefined ? e : { k: 'const', v };
+  }
+
+  /**
+   * Runs a call whose arguments are all constants. A call that would always fail (a type error,
+   * division by zero, a bad regex) is refused now rather than at every evaluation. Calls that would
+   * do much work are left for evaluation time.
+   */
+  private tryConstant(e: Extract<Expr, { k: 'builtin' }>): Value | undefined {
+    if (!e.args.every((a) => a.k === 'const')) return undefined;
+    let work = 0;
+    const budget = {
+      nowNs: 0,
+      charge: (n: number): void => {
+        work += n;
+        if (work > 10_000) throw TOO_MUCH_WORK;
+      },
+    };
     try {
-      const v = e.fn.impl(
-        e.args.map((a) => (a as { v: Value }).v),
-        { nowNs: 0, charge: () => undefined },
-      );
-      return v === undefined ? e : { k: 'const', v };
-    } catch {
-      return e; // the error is raised at evaluation, where the body reaches it
+      return e.fn.impl(e.args.map((a) => (a as { v: Value }).v), budget);
+    } catch (err) {
+      if (err === TOO_MUCH_WORK) return undefined;
+      if (err instanceof PolicyError) {
+        throw new PolicyError('POLICY_COMPILE', `this expression always fails: ${err.detail}`, e.pos);
+      }
+      throw err;
     }
   }
 }
+
+const TOO_MUCH_WORK = new Error('constant evaluation budget');
 
 function unsafeError(e: Unsafe): PolicyError {
   if (e.varName === '_') return new PolicyError('POLICY_COMPILE', 'the wildcard "_" cannot be used as a value here', e.pos);

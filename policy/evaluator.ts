@@ -274,7 +274,10 @@ export class Evaluation implements BuiltinContext {
         if (f(v, v)) return true;
       }
     } else if (isObject(coll)) {
-      for (const key of Object.keys(coll)) {
+      // OPA and regorus iterate objects in key order
+      const keys = Object.keys(coll);
+      if (keys.length > 1) keys.sort();
+      for (const key of keys) {
         this.step();
         if (f(key, coll[key] as Value)) return true;
       }
@@ -359,24 +362,12 @@ export class Evaluation implements BuiltinContext {
         return this.evalEntries(e, 0, {}, frame, k);
       case 'arraycomp': {
         const out: Value[] = [];
-        this.comprehension(e.body, frame, () =>
-          this.evalExpr(e.head, frame, (v) => {
-            this.step();
-            out.push(v);
-            return false;
-          }),
-        );
+        this.collect(e.head, e.body, frame, (v) => void out.push(v));
         return k(out);
       }
       case 'setcomp': {
         const out = new RegoSet();
-        this.comprehension(e.body, frame, () =>
-          this.evalExpr(e.head, frame, (v) => {
-            this.step();
-            out.add(v);
-            return false;
-          }),
-        );
+        this.collect(e.head, e.body, frame, (v) => out.add(v));
         return k(out);
       }
       case 'objcomp': {
@@ -398,6 +389,17 @@ export class Evaluation implements BuiltinContext {
         return k(out);
       }
     }
+  }
+
+  /** Every value of `head` over every solution of `body`. */
+  private collect(head: Expr, body: Lit[], frame: Frame, add: (v: Value) => void): void {
+    this.comprehension(body, frame, () =>
+      this.evalExpr(head, frame, (v) => {
+        this.step();
+        add(v);
+        return false;
+      }),
+    );
   }
 
   private comprehension(body: Lit[], frame: Frame, k: BodyCont): void {

@@ -14,7 +14,7 @@ export {
   APPRAISAL_HOST_FUNCTIONS,
 } from './ear.js';
 export type { Appraisal, AppraiseOptions, EarExtension, EarStatus, TrustClaimName, TrustVector } from './ear.js';
-export { samplePolicyText, samplesDir, SAMPLE_POLICIES } from './samples.js';
+export { packageRoot, samplePolicyText, samplesDir, SAMPLE_POLICIES } from './samples.js';
 export type { SamplePolicyName } from './samples.js';
 export type { JsonValue, Value } from './value.js';
 export type { HostFunction } from './evaluator.js';

@@ -6,29 +6,19 @@
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { TRUST_CLAIMS, appraise, compile, evaluateResourcePolicy, statusOf, tierOf } from '../policy/index.js';
 import type { EarStatus, Policy } from '../policy/index.js';
 import type { JsonValue } from '../policy/value.js';
 import { PolicyError } from '../policy/errors.js';
+import { packageRoot } from '../policy/samples.js';
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures and helpers
 
-function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
-
-const FIXTURES = path.join(projectRoot(), 'test', 'fixtures', 'policy');
+const FIXTURES = path.join(packageRoot(), 'test', 'fixtures', 'policy');
 
 const P = {
   default: 'upstream/kbs/sample_policies/default.rego',
@@ -547,16 +537,7 @@ test('E10 tier function and status over a vector', (t) => {
   ];
   for (const [value, tier] of tiers) t.is(tierOf(value), tier, `tierOf(${value})`);
 
-  t.deepEqual([...TRUST_CLAIMS], [
-    'instance-identity',
-    'configuration',
-    'executables',
-    'file-system',
-    'hardware',
-    'runtime-opaque',
-    'storage-opaque',
-    'sourced-data',
-  ]);
+  t.deepEqual([...TRUST_CLAIMS], ['instance-identity', 'configuration', 'executables', 'file-system', 'hardware', 'runtime-opaque', 'storage-opaque', 'sourced-data']);
 
   t.is(statusOf(vector({})), 'none', 'all 0');
   t.is(statusOf({}), 'none', 'unset claims count as 0');

@@ -321,6 +321,9 @@ const REJECTED: Array<[string, string, PolicyErrorCode, number, RegExp]> = [
   ['non-string object key', 'package policy\nx := {1: 2}', 'POLICY_UNSUPPORTED', 2, /object keys/],
   ['duplicate object key', 'package policy\nx := {"a": 1, "a": 2}', 'POLICY_COMPILE', 2, /duplicate object key/],
   ['wildcard as value', 'package policy\nx := _', 'POLICY_COMPILE', 2, /wildcard/],
+  ['constant type error', 'package policy\nallow if startswith(1, "x")', 'POLICY_COMPILE', 2, /always fails: startswith: operand 1 must be a string/],
+  ['constant division by zero', 'package policy\nx := 1 / 0', 'POLICY_COMPILE', 2, /always fails/],
+  ['constant bad regex', 'package policy\nallow if regex.match("(", "x")', 'POLICY_COMPILE', 2, /always fails/],
 ];
 
 for (const [name, src, code, line, re] of REJECTED) {
@@ -332,3 +335,9 @@ for (const [name, src, code, line, re] of REJECTED) {
     t.regex(e.message, re);
   });
 }
+
+test('objects and sets iterate in key order, as OPA does', (t) => {
+  t.deepEqual(run('x := [k | some k, _ in input.o]', 'x', { o: { b: 1, a: 2, c: 3 } }), ['a', 'b', 'c']);
+  t.deepEqual(run('x := [v | v := input.o[_]]', 'x', { o: { b: 1, a: 2, c: 3 } }), [2, 1, 3]);
+  t.deepEqual(run('x := [v | some v in {"b", "a"}]'), ['a', 'b']);
+});

@@ -6,23 +6,13 @@
 import test from 'ava';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
 import { compile } from '../policy/index.js';
 import { PolicyError } from '../policy/errors.js';
+import { packageRoot } from '../policy/samples.js';
 
-/** The project root: the nearest folder above this file with a package.json (works from test/ and dist/test/). */
-function projectRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-}
 
-const ROOT = projectRoot();
+const ROOT = packageRoot();
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'policy');
 const SAMPLES = path.join(ROOT, 'policy', 'samples');
 
