@@ -4,4 +4,4 @@ import { main } from './main.js';
 import type { Io } from './policy.js';
 
 const io: Io = { out: (l) => process.stdout.write(l + '\n'), err: (l) => process.stderr.write(l + '\n') };
-process.exitCode = main(process.argv.slice(2), io);
+process.exitCode = await main(process.argv.slice(2), io);

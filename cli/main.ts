@@ -1,20 +1,40 @@
 /** The `kbs` command's dispatcher (the executable entry point is cli/kbs.ts). */
+import { attestCommand, configCommand, getResourceCommand, runClient } from './client-commands.js';
 import { policyCommand, type Io } from './policy.js';
+import { serveCommand } from './serve.js';
 
 const USAGE = `usage: kbs <command> [options]
 
 commands:
+  serve [-c FILE]              start the KBS (the embedded default when no file and no KBS_CONFIG_FILE)
+  config set-resource --path <repo/type/tag> --resource-file F
+  config delete-resource --path <repo/type/tag>
+  config list-resources
+  config set-resource-policy (--policy-file F | --allow-all | --deny-all | --affirming | --default)
+  config get-resource-policy   admin calls (--url, --admin-token-file; default ./data/admin-token)
+  attest [--tee-key-file K] [--init-data F]
+                               RCAR with the sample attester; prints the attestation token
+  get-resource --path P [--tee-key-file K --attestation-token F] [--init-data F] [--output F]
+                               fetch and decrypt a secret (attests first unless a token is given)
   policy check <file.rego>     compile a Rego policy and report the first error with its line and column
   policy eval  --policy <file.rego> --input <claims.json>
                [--data <data.json> | --request resource/<repo>/<type>/<tag>] [--query data.policy.allow]
                [--reference-values <rvs.json>] [--explain]
                                evaluate a policy like the KBS does and print the result`;
 
-export function main(argv: string[], io: Io): number {
+export async function main(argv: string[], io: Io): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'policy':
       return policyCommand(rest, io);
+    case 'serve':
+      return serveCommand(rest, io);
+    case 'config':
+      return runClient(() => configCommand(rest, io), io);
+    case 'attest':
+      return runClient(() => attestCommand(rest, io), io);
+    case 'get-resource':
+      return runClient(() => getResourceCommand(rest, io), io);
     case undefined:
     case 'help':
     case '--help':

@@ -18,3 +18,4 @@ export { packageRoot, samplePolicyText, samplesDir, SAMPLE_POLICIES } from './sa
 export type { SamplePolicyName } from './samples.js';
 export type { JsonValue, Value } from './value.js';
 export type { HostFunction } from './evaluator.js';
+export { ResourcePolicyStore } from './store.js';

@@ -1,0 +1,25 @@
+/** Everything the HTTP layer needs, built once at start (server/start.ts) and injected into the app. */
+import type { AttestationService } from '../attestation/service.js';
+import type { StorageBackend } from '../backends/types.js';
+import type { ResourcePolicyStore } from '../policy/store.js';
+import type { AdminAuthorizer } from './admin-auth.js';
+import type { Logger } from './log.js';
+import type { SessionStore } from './sessions.js';
+import type { TokenSigner, TokenVerifier } from './tokens.js';
+
+export interface Services {
+  log: Logger;
+  sessions: SessionStore;
+  attestation: AttestationService;
+  signer: TokenSigner;
+  verifier: TokenVerifier;
+  policies: ResourcePolicyStore;
+  backend: StorageBackend;
+  admin: AdminAuthorizer;
+  /** Largest accepted request body, in bytes. */
+  payloadLimitBytes: number;
+  /** Policy evaluation step budget. */
+  policyStepBudget: number;
+  /** Set the `Secure` cookie attribute (HTTPS). */
+  secureCookies: boolean;
+}

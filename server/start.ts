@@ -1,0 +1,207 @@
+/**
+ * Start-up: from the resolved configuration to listening sockets. Builds the services once
+ * (keys, policy store, storage backend, attestation service, admin authorizer, sessions), logs a
+ * loud warning for every insecure mode on every start, and returns a handle that closes it all.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFile, mkdir } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { JSONWebKeySet } from 'jose';
+import { AttestationService, defaultVerifiers } from '../attestation/index.js';
+import { openBackend } from '../backends/index.js';
+import type { StorageBackend } from '../backends/types.js';
+import type { AdminConfig, KbsConfig } from '../config/index.js';
+import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
+import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
+import { createApp } from './app.js';
+import { ensureAdminCredentials, loadTokenKey } from './keys.js';
+import { createLogger, type Logger } from './log.js';
+import type { Services } from './services.js';
+import { MemorySessionStore } from './sessions.js';
+import { TokenSigner, TokenVerifier } from './tokens.js';
+
+export interface RunningKbs {
+  /** Base URLs of the listeners (e.g. http://127.0.0.1:8080). */
+  urls: string[];
+  services: Services;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  now?: () => Date;
+}
+
+function certificatesFromPem(pem: string): X509Certificate[] {
+  return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b));
+}
+
+async function adminAuthConfig(admin: AdminConfig): Promise<AdminAuthConfig> {
+  switch (admin.mode) {
+    case 'InsecureAllowAll':
+    case 'DenyAll':
+      return { mode: admin.mode };
+    case 'Ed25519Key': {
+      const [publicKey] = publicKeysFromPem(await readFile(admin.publicKeyPath, 'utf8'));
+      if (!publicKey || publicKey.asymmetricKeyType !== 'ed25519') {
+        throw new Error(`admin.auth_public_key ${admin.publicKeyPath} is not an Ed25519 public key`);
+      }
+      return { mode: 'Ed25519Key', publicKey };
+    }
+    case 'AuthenticatedAuthorization': {
+      const providers = [];
+      for (const p of admin.identityProviders) {
+        const text = await readFile(p.key.path, 'utf8');
+        const base = { ...(p.issuer !== null ? { issuer: p.issuer } : {}), ...(p.audience !== null ? { audience: p.audience } : {}) };
+        if (p.key.kind === 'PublicKeyPem') {
+          const publicKeys = publicKeysFromPem(text);
+          if (publicKeys.length === 0) throw new Error(`identity provider key file ${p.key.path} holds no PEM public key`);
+          providers.push({ ...base, publicKeys });
+        } else {
+          providers.push({ ...base, publicKeys: [], jwks: JSON.parse(text) as JSONWebKeySet });
+        }
+      }
+      return { mode: 'AuthenticatedAuthorization', providers, acls: admin.acls.map((a) => ({ ...a })) };
+    }
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\./.test(host);
+}
+
+/** Builds every service from the configuration (no sockets). */
+export async function buildServices(config: KbsConfig, options: StartOptions = {}): Promise<Services> {
+  const log = options.log ?? createLogger({ level: config.logging.level === 'off' ? 'silent' : config.logging.level });
+  await mkdir(config.workDir, { recursive: true, mode: 0o700 });
+  for (const w of config.warnings) log.warn(w);
+
+  // admin
+  if (config.admin.mode === 'AuthenticatedAuthorization' && config.admin.generatedCredentials) {
+    const { generated } = await ensureAdminCredentials(config.admin.generatedCredentials, options.now?.());
+    for (const f of generated) log.info({ file: f }, 'generated admin credential');
+    log.info({ adminTokenFile: config.admin.generatedCredentials.tokenPath }, 'admin token file (use with --admin-token-file)');
+  }
+  const admin = new AdminAuthorizer(await adminAuthConfig(config.admin));
+  if (admin.insecure) {
+    log.warn('INSECURE: [admin] authorization_mode = "InsecureAllowAll": anyone who can reach this server can write secrets and policies');
+  }
+
+  // tokens
+  const signerCfg = config.attestationService.tokenBroker.signer;
+  const { key, generated } = await loadTokenKey(signerCfg.keyPath, signerCfg.generateIfMissing);
+  if (generated) log.info({ file: signerCfg.keyPath }, 'generated attestation token signing key');
+  const chain = signerCfg.certPath ? certificatesFromPem(await readFile(signerCfg.certPath, 'utf8')) : [];
+  const signer = await TokenSigner.create(key, chain);
+  const trustedCerts: X509Certificate[] = [];
+  for (const p of config.attestationToken.trustedCertsPaths) trustedCerts.push(...certificatesFromPem(await readFile(p, 'utf8')));
+  const trustedJwks: JSONWebKeySet[] = [];
+  for (const p of config.attestationToken.trustedJwkSetPaths) trustedJwks.push(JSON.parse(await readFile(p, 'utf8')) as JSONWebKeySet);
+  if (config.attestationToken.insecureHeaderJwk) {
+    log.warn('INSECURE: [attestation_token] insecure_header_jwk = true: any self-signed token is accepted');
+  }
+  const verifier = new TokenVerifier({
+    ...(config.attestationToken.trustOwnTokens ? { ownKey: signer.publicKey } : {}),
+    trustedCerts,
+    trustedJwks,
+    insecureHeaderJwk: config.attestationToken.insecureHeaderJwk,
+    ...(options.now ? { now: options.now } : {}),
+  });
+
+  // policy, storage, attestation
+  const policies = await ResourcePolicyStore.open(config.policy.resourcePolicyPath);
+  const resource = config.plugins.find((p) => p.name === 'resource');
+  if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
+  const backend: StorageBackend = await openBackend(resource.storage);
+  const attestation = new AttestationService({
+    verifiers: defaultVerifiers(),
+    appraisalPolicy: compile(samplePolicyText('ear_default_policy_cpu'), { hostFunctions: APPRAISAL_HOST_FUNCTIONS }),
+    referenceValue: () => null,
+    tokenLifetimeSeconds: config.attestationService.tokenBroker.durationMinutes * 60,
+    ...(options.now ? { now: options.now } : {}),
+  });
+  const sessions = new MemorySessionStore({
+    ttlMs: config.attestationService.sessionTimeoutMinutes * 60_000,
+    maxSessions: config.attestationService.maxSessions,
+    ...(options.now ? { now: () => (options.now as () => Date)().getTime() } : {}),
+  });
+  return {
+    log,
+    sessions,
+    attestation,
+    signer,
+    verifier,
+    policies,
+    backend,
+    admin,
+    payloadLimitBytes: config.httpServer.payloadRequestSizeBytes,
+    policyStepBudget: config.policy.stepBudget,
+    secureCookies: !config.httpServer.insecureHttp,
+  };
+}
+
+/** Starts the KBS on every configured socket. */
+export async function startKbs(config: KbsConfig, options: StartOptions = {}): Promise<RunningKbs> {
+  const services = await buildServices(config, options);
+  const { log } = services;
+  const app = createApp(services);
+  const handler = app.callback();
+  let tls: { key: string; cert: string } | undefined;
+  if (!config.httpServer.insecureHttp && config.httpServer.tls) {
+    const key = await readFile(config.httpServer.tls.privateKeyPath, 'utf8');
+    createPrivateKey(key); // a clear error now rather than a TLS failure later
+    tls = { key, cert: await readFile(config.httpServer.tls.certificatePath, 'utf8') };
+  }
+  const servers: HttpServer[] = [];
+  const urls: string[] = [];
+  try {
+    for (const socket of config.httpServer.sockets) {
+      const server = tls
+        ? createHttpsServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' }, handler)
+        : createHttpServer(handler);
+      server.requestTimeout = 60_000;
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socket.port, socket.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      servers.push(server);
+      const addr = server.address() as AddressInfo;
+      const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+      urls.push(`${tls ? 'https' : 'http'}://${host}:${addr.port}`);
+      if (!tls && !isLoopback(socket.host)) {
+        log.warn({ socket: socket.text }, 'INSECURE: plain HTTP on a non-loopback address: tokens and admin credentials travel in clear text');
+      }
+    }
+  } catch (e) {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    await closeServices(services);
+    throw e;
+  }
+  log.info({ urls, config: config.source }, 'kbs listening');
+  return {
+    urls,
+    services,
+    async close() {
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeIdleConnections();
+            }),
+        ),
+      );
+      await closeServices(services);
+    },
+  };
+}
+
+async function closeServices(s: Services): Promise<void> {
+  await s.sessions.close();
+  await s.backend.close();
+}
