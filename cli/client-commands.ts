@@ -10,10 +10,9 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { embeddedDefaultConfig } from '../config/index.js';
 import { samplePolicyText, type SamplePolicyName } from '../policy/index.js';
 import { KbsClient, KbsClientError } from './client/kbs-client.js';
-import { TeeKeyPair } from './client/tee-keypair.js';
+import { TeeKeyPair, TeeKeyPairError } from './client/tee-keypair.js';
 import type { Io } from './policy.js';
 
 export class UsageError extends Error {}
@@ -31,6 +30,8 @@ async function adminToken(file: string | undefined): Promise<string | undefined>
       throw new UsageError(`cannot read the admin token file ${file}`);
     }
   }
+  // loaded here only: the configuration schema is the slowest import of the client
+  const { embeddedDefaultConfig } = await import('../config/index.js');
   const admin = embeddedDefaultConfig(process.cwd()).admin;
   if (admin.mode !== 'AuthenticatedAuthorization' || !admin.generatedCredentials) return undefined;
   try {
@@ -180,6 +181,11 @@ export async function runClient(f: () => Promise<number>, io: Io): Promise<numbe
     }
     if (e instanceof KbsClientError) {
       io.err(`kbs: ${e.message}`);
+      return 1;
+    }
+    if (e instanceof TeeKeyPairError) {
+      // the response does not decrypt with this TEE key (e.g. a token issued for another key)
+      io.err(`kbs: cannot decrypt the response: ${e.message}`);
       return 1;
     }
     if (e instanceof TypeError && e.message === 'fetch failed') {

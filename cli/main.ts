@@ -1,7 +1,7 @@
 /** The `kbs` command's dispatcher (the executable entry point is cli/kbs.ts). */
-import { attestCommand, configCommand, getResourceCommand, runClient } from './client-commands.js';
-import { policyCommand, type Io } from './policy.js';
-import { serveCommand } from './serve.js';
+// Commands are imported when used: the server (koa, pino, the attestation service) and the
+// configuration schema cost a few hundred milliseconds to load, which every client call would pay.
+import type { Io } from './policy.js';
 
 const USAGE = `usage: kbs <command> [options]
 
@@ -26,15 +26,21 @@ export async function main(argv: string[], io: Io): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'policy':
-      return policyCommand(rest, io);
+      return (await import('./policy.js')).policyCommand(rest, io);
     case 'serve':
-      return serveCommand(rest, io);
-    case 'config':
+      return (await import('./serve.js')).serveCommand(rest, io);
+    case 'config': {
+      const { configCommand, runClient } = await import('./client-commands.js');
       return runClient(() => configCommand(rest, io), io);
-    case 'attest':
+    }
+    case 'attest': {
+      const { attestCommand, runClient } = await import('./client-commands.js');
       return runClient(() => attestCommand(rest, io), io);
-    case 'get-resource':
+    }
+    case 'get-resource': {
+      const { getResourceCommand, runClient } = await import('./client-commands.js');
       return runClient(() => getResourceCommand(rest, io), io);
+    }
     case undefined:
     case 'help':
     case '--help':

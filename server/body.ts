@@ -20,8 +20,13 @@ export async function readRawBody(ctx: Context, limitBytes: number): Promise<Buf
   return Buffer.concat(chunks, total);
 }
 
+/**
+ * The rest of the body is never read, so the connection cannot carry another request: say so
+ * (`Connection: close`, Node then closes it after the reply) instead of advertising keep-alive on a
+ * connection whose parser is stuck in the middle of the oversized body.
+ */
 function tooLarge(limit: number): KbsError {
-  return new KbsError('PayloadTooLarge', `Request body is larger than ${limit} bytes`);
+  return new KbsError('PayloadTooLarge', `Request body is larger than ${limit} bytes`, { headers: { Connection: 'close' } });
 }
 
 /** Parses a JSON body; undefined when it is not JSON (callers map that to their own error). */

@@ -5,7 +5,7 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { SignJWT, decodeJwt } from 'jose';
+import { SignJWT, compactVerify, decodeJwt } from 'jose';
 import { writeAtomic } from '../policy/store.js';
 
 export async function readIfExists(path: string): Promise<string | undefined> {
@@ -52,8 +52,14 @@ export async function ensureAdminCredentials(paths: AdminCredentialPaths, now = 
     generated.push(paths.publicKeyPath);
   }
   const token = await readIfExists(paths.tokenPath);
-  if (token === undefined || expiresWithin(token.trim(), now, ADMIN_TOKEN_RENEW_DAYS)) {
-    await writeAtomic(paths.tokenPath, (await mintAdminToken(createPrivateKey(privatePem), now, ADMIN_TOKEN_DAYS)) + '\n');
+  const privateKey = createPrivateKey(privatePem);
+  if (
+    token === undefined ||
+    expiresWithin(token.trim(), now, ADMIN_TOKEN_RENEW_DAYS) ||
+    // a token left from a previous key pair (the pair was deleted to rotate it) would never verify
+    !(await signedBy(token.trim(), createPublicKey(privateKey)))
+  ) {
+    await writeAtomic(paths.tokenPath, (await mintAdminToken(privateKey, now, ADMIN_TOKEN_DAYS)) + '\n');
     generated.push(paths.tokenPath);
   }
   return { generated };
@@ -68,6 +74,15 @@ export async function mintAdminToken(key: KeyObject, now: Date, days: number, ro
     .setIssuedAt(iat)
     .setExpirationTime(iat + days * 86400)
     .sign(key);
+}
+
+async function signedBy(token: string, publicKey: KeyObject): Promise<boolean> {
+  try {
+    await compactVerify(token, publicKey, { algorithms: ['EdDSA', 'Ed25519'] });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function expiresWithin(token: string, now: Date, days: number): boolean {

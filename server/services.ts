@@ -20,6 +20,8 @@ export interface Services {
   payloadLimitBytes: number;
   /** Policy evaluation step budget. */
   policyStepBudget: number;
+  /** JSON pointers tried first when looking for the TEE key in token claims. */
+  extraTeeKeyPaths: readonly string[];
   /** Set the `Secure` cookie attribute (HTTPS). */
   secureCookies: boolean;
 }

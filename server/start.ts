@@ -16,6 +16,7 @@ import type { AdminConfig, KbsConfig } from '../config/index.js';
 import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
+import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import type { Services } from './services.js';
@@ -32,7 +33,14 @@ export interface RunningKbs {
 export interface StartOptions {
   log?: Logger;
   now?: () => Date;
+  /**
+   * How long close() lets in-flight requests finish before it drops their connections (default
+   * 5000 ms). Without a bound, one stuck or slow client would hold a shutdown (SIGTERM) open.
+   */
+  shutdownGraceMs?: number;
 }
+
+const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
 
 function certificatesFromPem(pem: string): X509Certificate[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b));
@@ -66,6 +74,18 @@ async function adminAuthConfig(admin: AdminConfig): Promise<AdminAuthConfig> {
       return { mode: 'AuthenticatedAuthorization', providers, acls: admin.acls.map((a) => ({ ...a })) };
     }
   }
+}
+
+/**
+ * Requests Node's HTTP parser refuses before Koa sees them (a NUL in the request line, headers over
+ * the limit): answer with a problem body like every other error, then close.
+ */
+function answerClientError(err: Error & { code?: string }, socket: import('node:stream').Duplex): void {
+  if (!socket.writable) return;
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  const body = JSON.stringify(problem(tooLarge ? 'RequestHeaderTooLarge' : 'BadRequest', tooLarge ? 'Request headers too large' : 'Malformed HTTP request'));
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 function isLoopback(host: string): boolean {
@@ -138,6 +158,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     admin,
     payloadLimitBytes: config.httpServer.payloadRequestSizeBytes,
     policyStepBudget: config.policy.stepBudget,
+    extraTeeKeyPaths: config.attestationToken.extraTeeKeyPaths,
     secureCookies: !config.httpServer.insecureHttp,
   };
 }
@@ -162,6 +183,7 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
         ? createHttpsServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' }, handler)
         : createHttpServer(handler);
       server.requestTimeout = 60_000;
+      server.on('clientError', answerClientError);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(socket.port, socket.host, () => {
@@ -187,11 +209,19 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
     urls,
     services,
     async close() {
+      const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
       await Promise.all(
         servers.map(
           (s) =>
             new Promise<void>((resolve) => {
-              s.close(() => resolve());
+              const force = setTimeout(() => {
+                log.warn({ graceMs: grace }, 'shutdown: dropping connections still open after the grace period');
+                s.closeAllConnections();
+              }, grace); // not unref'd: a paused socket does not keep the event loop alive, this timer must
+              s.close(() => {
+                clearTimeout(force);
+                resolve();
+              });
               s.closeIdleConnections();
             }),
         ),

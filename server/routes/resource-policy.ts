@@ -19,9 +19,13 @@ export function decodePolicyRequest(body: Buffer): string {
   if (!Object.hasOwn(json, 'policy')) throw parseError('No `policy` field inside SetPolicy Request Json');
   const policy = (json as Record<string, unknown>)['policy'];
   if (typeof policy !== 'string') throw parseError('`policy` field is not a string');
-  if (!B64URL_NOPAD.test(policy) || policy.length % 4 === 1) throw parseError('Failed to decode policy: invalid base64url (no padding) text');
+  const bytes = B64URL_NOPAD.test(policy) && policy.length % 4 !== 1 ? Buffer.from(policy, 'base64url') : undefined;
+  // canonical only, as Rust's URL_SAFE_NO_PAD: Buffer.from ignores non-zero trailing bits
+  if (bytes === undefined || bytes.toString('base64url') !== policy) {
+    throw parseError('Failed to decode policy: invalid base64url (no padding) text');
+  }
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(policy, 'base64url'));
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw parseError('Failed to decode policy: not UTF-8');
   }

@@ -27,6 +27,11 @@ const TEE_KEY_POINTERS = [
 
 const BEARER = /^Bearer (\S+)$/;
 
+/** RFC 6901 JSON pointer text → path segments. */
+function parsePointer(text: string): string[] {
+  return text === '' ? [] : text.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
 function pointer(doc: unknown, path: string[]): unknown {
   let cur = doc;
   for (const key of path) {
@@ -111,7 +116,8 @@ export function getResourceRoute(s: Services): Step[] {
 
   const encryptForTee: Step = async (ctx) => {
     const claims = ctx.state.claims;
-    const raw = TEE_KEY_POINTERS.map((p) => pointer(claims, p)).find((v) => v !== undefined);
+    const pointers = [...s.extraTeeKeyPaths.map(parsePointer), ...TEE_KEY_POINTERS];
+    const raw = pointers.map((p) => pointer(claims, p)).find((v) => v !== undefined);
     let key;
     try {
       key = parseTeePubKey(raw);
