@@ -11,24 +11,37 @@
  *   resource namespace) in the target directory, fsync, rename over the target, fsync the directory.
  *   A failed write leaves the previous value intact and removes its temp file.
  * - Only fs/promises is used: no synchronous I/O.
+ *
+ * The file system primitives are in `local-fs-io.ts`; listing and the stale temp file sweep are in
+ * `local-fs-scan.ts`.
  */
 import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { BackendError, type ResourceInfo, type ResourcePath, type StorageBackend } from './types.js';
-import { assertValidResourcePath, formatResourcePath, isValidSegment } from './resource-path.js';
+import { assertValidResourcePath, formatResourcePath } from './resource-path.js';
+import {
+  ABSENT_ERRNOS,
+  NO_SPACE_ERRNOS,
+  READ_ONLY_ERRNOS,
+  closeQuietly,
+  errnoOf,
+  isInside,
+  reason,
+  syncDir,
+  tempName,
+  unlinkQuietly,
+} from './local-fs-io.js';
+import { listResources, removeStaleTempFiles } from './local-fs-scan.js';
+
+export { TEMP_FILE_RE } from './local-fs-io.js';
 
 /** Largest value served or stored when `maxValueBytes` is not configured. */
 export const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
 
 /** Leftover temp files younger than this are left alone at open (another KBS may be writing them). */
 export const DEFAULT_TEMP_FILE_GRACE_MS = 60_000;
-
-const TEMP_PREFIX = '.kbs-tmp-';
-/** Exactly the names this backend creates; never matches the resource segment regex (leading dot). */
-export const TEMP_FILE_RE = /^\.kbs-tmp-[0-9a-f]{24}$/;
 
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
@@ -40,90 +53,6 @@ export interface LocalFsOptions {
   maxValueBytes?: number;
   /** Minimum age of a leftover temp file before open removes it (default DEFAULT_TEMP_FILE_GRACE_MS). */
   tempFileGraceMs?: number;
-}
-
-function errnoOf(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null && 'code' in e) {
-    const code = (e as { code: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM']);
-const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT']);
-/** Errors meaning "nothing readable at this name". */
-const ABSENT_ERRNOS = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EISDIR', 'ENAMETOOLONG']);
-
-function reason(e: unknown): string {
-  const code = errnoOf(e);
-  switch (code) {
-    case 'EROFS':
-      return 'read-only file system (EROFS)';
-    case 'EACCES':
-      return 'permission denied (EACCES)';
-    case 'EPERM':
-      return 'operation not permitted (EPERM)';
-    case 'ENOSPC':
-      return 'no space left on device (ENOSPC)';
-    case 'EDQUOT':
-      return 'disk quota exceeded (EDQUOT)';
-    case 'ENOTDIR':
-      return 'a path component is not a directory (ENOTDIR)';
-    case 'EISDIR':
-      return 'the target is a directory (EISDIR)';
-    case 'EEXIST':
-      return 'a path component exists and is not a directory (EEXIST)';
-    case 'EIO':
-      return 'input/output error (EIO)';
-    case 'ENOENT':
-      return 'no such file or directory, or a dangling symlink (ENOENT)';
-    case undefined:
-      return e instanceof Error ? e.message : 'unknown error';
-    default:
-      return code;
-  }
-}
-
-function isInside(realRoot: string, candidate: string): boolean {
-  const prefix = realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep;
-  return candidate.startsWith(prefix) && candidate.length > prefix.length;
-}
-
-function tempName(): string {
-  return TEMP_PREFIX + randomBytes(12).toString('hex');
-}
-
-async function closeQuietly(handle: FileHandle | undefined): Promise<void> {
-  if (handle === undefined) return;
-  try {
-    await handle.close();
-  } catch {
-    /* already failing; the original error is reported */
-  }
-}
-
-async function unlinkQuietly(file: string): Promise<void> {
-  try {
-    await fs.unlink(file);
-  } catch {
-    /* best effort: a leftover temp file is ignored by list/get and removed at the next open */
-  }
-}
-
-/** fsync a directory so a rename/unlink in it is durable. File systems that cannot do it are tolerated. */
-async function syncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await fs.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
-    await handle.sync();
-  } catch (e) {
-    const code = errnoOf(e);
-    if (code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EBADF') return;
-    throw e;
-  } finally {
-    await closeQuietly(handle);
-  }
 }
 
 export class LocalFsBackend implements StorageBackend {
@@ -188,7 +117,7 @@ export class LocalFsBackend implements StorageBackend {
     }
 
     const readOnly = !(await LocalFsBackend.probeWritable(realRoot));
-    if (!readOnly) await LocalFsBackend.removeStaleTempFiles(realRoot, graceMs);
+    if (!readOnly) await removeStaleTempFiles(realRoot, graceMs);
     return new LocalFsBackend(dirPath, realRoot, readOnly, maxValueBytes);
   }
 
@@ -207,36 +136,6 @@ export class LocalFsBackend implements StorageBackend {
     await closeQuietly(handle);
     await unlinkQuietly(probe);
     return true;
-  }
-
-  /** Removes temp files left by a crashed writer in the root and its first two levels. */
-  private static async removeStaleTempFiles(realRoot: string, graceMs: number): Promise<void> {
-    const cutoff = Date.now() - graceMs;
-    const sweep = async (dir: string, depth: number): Promise<void> => {
-      let entries;
-      try {
-        entries = await fs.readdir(dir, { withFileTypes: true });
-      } catch {
-        return;
-      }
-      await Promise.all(
-        entries.map(async (entry) => {
-          const full = path.join(dir, entry.name);
-          if (entry.isFile() && TEMP_FILE_RE.test(entry.name)) {
-            try {
-              const st = await fs.lstat(full);
-              if (st.isFile() && st.mtimeMs <= cutoff) await fs.unlink(full);
-            } catch {
-              /* gone already, or not ours to remove (read-only sub-mount): ignored by list/get anyway */
-            }
-          } else if (depth < 2 && entry.isDirectory() && isValidSegment(entry.name)) {
-            // Real directories only: symlinked directories are someone else's layout (e.g. CSI).
-            await sweep(full, depth + 1);
-          }
-        }),
-      );
-    };
-    await sweep(realRoot, 0);
   }
 
   private ensureOpen(): void {
@@ -469,85 +368,7 @@ export class LocalFsBackend implements StorageBackend {
 
   async list(): Promise<ResourceInfo[]> {
     this.ensureOpen();
-    const out: ResourceInfo[] = [];
-    let repos: string[];
-    try {
-      repos = await this.subdirectories(this.realRoot, true);
-    } catch (e) {
-      const code = errnoOf(e);
-      throw new BackendError(
-        code === 'ENOENT' || code === 'ENOTDIR' ? 'UNAVAILABLE' : 'IO',
-        `LocalFs: cannot list repository ${this.dirPath}: ${reason(e)}`,
-        { cause: e },
-      );
-    }
-    await Promise.all(
-      repos.map(async (repo) => {
-        const types = await this.subdirectories(path.join(this.realRoot, repo), false);
-        await Promise.all(
-          types.map(async (type) => {
-            const dir = path.join(this.realRoot, repo, type);
-            let entries;
-            try {
-              entries = await fs.readdir(dir, { withFileTypes: true });
-            } catch {
-              return;
-            }
-            await Promise.all(
-              entries.map(async (entry) => {
-                if (!isValidSegment(entry.name)) return;
-                if (!entry.isFile() && !entry.isSymbolicLink()) return;
-                const info = await this.fileInfo(path.join(dir, entry.name));
-                if (info !== null) out.push({ path: `${repo}/${type}/${entry.name}`, size: info.size, updatedAt: info.mtime });
-              }),
-            );
-          }),
-        );
-      }),
-    );
-    out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-    return out;
-  }
-
-  /**
-   * Names of the valid-segment entries of `dir` that are directories inside the root (following
-   * symlinks only when they stay inside). Errors on `dir` itself propagate only when `strict`.
-   */
-  private async subdirectories(dir: string, strict: boolean): Promise<string[]> {
-    let entries;
-    try {
-      entries = await fs.readdir(dir, { withFileTypes: true });
-    } catch (e) {
-      if (strict) throw e;
-      return [];
-    }
-    const found = await Promise.all(
-      entries.map(async (entry) => {
-        if (!isValidSegment(entry.name)) return null;
-        if (entry.isDirectory()) return entry.name;
-        if (!entry.isSymbolicLink()) return null;
-        try {
-          const real = await fs.realpath(path.join(dir, entry.name));
-          if (!isInside(this.realRoot, real)) return null;
-          return (await fs.stat(real)).isDirectory() ? entry.name : null;
-        } catch {
-          return null;
-        }
-      }),
-    );
-    return found.filter((n): n is string => n !== null);
-  }
-
-  /** size and mtime of a regular file (following symlinks inside the root), or null. */
-  private async fileInfo(file: string): Promise<{ size: number; mtime: Date } | null> {
-    try {
-      const real = await fs.realpath(file);
-      if (!isInside(this.realRoot, real)) return null;
-      const st = await fs.stat(real);
-      return st.isFile() ? { size: st.size, mtime: st.mtime } : null;
-    } catch {
-      return null;
-    }
+    return listResources(this.realRoot, this.dirPath);
   }
 
   async check(): Promise<void> {

@@ -1,0 +1,97 @@
+/**
+ * File system primitives of the LocalFs backend: errno classification and readable reasons, the
+ * inside-the-root check, temp file names, quiet close/unlink for error paths, and directory fsync.
+ */
+import { constants as fsConstants } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+
+const TEMP_PREFIX = '.kbs-tmp-';
+/** Exactly the names this backend creates; never matches the resource segment regex (leading dot). */
+export const TEMP_FILE_RE = /^\.kbs-tmp-[0-9a-f]{24}$/;
+
+export function errnoOf(e: unknown): string | undefined {
+  if (typeof e === 'object' && e !== null && 'code' in e) {
+    const code = (e as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+export const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM']);
+export const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT']);
+/** Errors meaning "nothing readable at this name". */
+export const ABSENT_ERRNOS = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EISDIR', 'ENAMETOOLONG']);
+
+export function reason(e: unknown): string {
+  const code = errnoOf(e);
+  switch (code) {
+    case 'EROFS':
+      return 'read-only file system (EROFS)';
+    case 'EACCES':
+      return 'permission denied (EACCES)';
+    case 'EPERM':
+      return 'operation not permitted (EPERM)';
+    case 'ENOSPC':
+      return 'no space left on device (ENOSPC)';
+    case 'EDQUOT':
+      return 'disk quota exceeded (EDQUOT)';
+    case 'ENOTDIR':
+      return 'a path component is not a directory (ENOTDIR)';
+    case 'EISDIR':
+      return 'the target is a directory (EISDIR)';
+    case 'EEXIST':
+      return 'a path component exists and is not a directory (EEXIST)';
+    case 'EIO':
+      return 'input/output error (EIO)';
+    case 'ENOENT':
+      return 'no such file or directory, or a dangling symlink (ENOENT)';
+    case undefined:
+      return e instanceof Error ? e.message : 'unknown error';
+    default:
+      return code;
+  }
+}
+
+export function isInside(realRoot: string, candidate: string): boolean {
+  const prefix = realRoot.endsWith(path.sep) ? realRoot : realRoot + path.sep;
+  return candidate.startsWith(prefix) && candidate.length > prefix.length;
+}
+
+export function tempName(): string {
+  return TEMP_PREFIX + randomBytes(12).toString('hex');
+}
+
+export async function closeQuietly(handle: FileHandle | undefined): Promise<void> {
+  if (handle === undefined) return;
+  try {
+    await handle.close();
+  } catch {
+    /* already failing; the original error is reported */
+  }
+}
+
+export async function unlinkQuietly(file: string): Promise<void> {
+  try {
+    await fs.unlink(file);
+  } catch {
+    /* best effort: a leftover temp file is ignored by list/get and removed at the next open */
+  }
+}
+
+/** fsync a directory so a rename/unlink in it is durable. File systems that cannot do it are tolerated. */
+export async function syncDir(dir: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await fs.open(dir, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    await handle.sync();
+  } catch (e) {
+    const code = errnoOf(e);
+    if (code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'EBADF') return;
+    throw e;
+  } finally {
+    await closeQuietly(handle);
+  }
+}

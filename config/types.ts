@@ -1,0 +1,172 @@
+/**
+ * The resolved configuration types: the immutable `KbsConfig` (and its sections) that
+ * `config/resolve.ts` builds from the TOML document and the rest of the program uses.
+ */
+import type { ADMIN_MODES, LOG_LEVELS } from './defaults.js';
+
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export type AdminMode = (typeof ADMIN_MODES)[number];
+
+/** One listen address. */
+export interface SocketAddress {
+  /** IP literal (IPv6 without brackets) or DNS host name, as `net.Server.listen` wants it. */
+  readonly host: string;
+  /** 0–65535; 0 asks the OS for a free port. */
+  readonly port: number;
+  readonly family: 'ipv4' | 'ipv6' | 'hostname';
+  /** Canonical `host:port` / `[v6]:port` text. */
+  readonly text: string;
+}
+
+export interface TlsFilesConfig {
+  /** PEM private key (absolute path, checked to exist). */
+  readonly privateKeyPath: string;
+  /** PEM certificate chain, leaf first (absolute path, checked to exist). */
+  readonly certificatePath: string;
+}
+
+export interface HttpServerConfig {
+  /** At least one, no duplicates. */
+  readonly sockets: readonly SocketAddress[];
+  readonly insecureHttp: boolean;
+  /** Present exactly when `insecureHttp` is false. */
+  readonly tls: TlsFilesConfig | null;
+  readonly payloadRequestSizeMiB: number;
+  /** `payloadRequestSizeMiB` × 1 MiB: the request body limit. */
+  readonly payloadRequestSizeBytes: number;
+}
+
+export interface AttestationTokenConfig {
+  /** PEM CA certificates a header `jwk` + `x5c` chain must lead to (absolute, checked). */
+  readonly trustedCertsPaths: readonly string[];
+  /** Local JWK Set files for `kid` lookup (absolute, checked; `file://` prefix removed). */
+  readonly trustedJwkSetPaths: readonly string[];
+  /** Accept a header `jwk` without provenance checks. Insecure; testing only. */
+  readonly insecureHeaderJwk: boolean;
+  /** Trust tokens signed by this server's own token key (`attestationService.tokenBroker.signer`). */
+  readonly trustOwnTokens: boolean;
+  /** Extra JSON pointers tried first when extracting the TEE public key from token claims. */
+  readonly extraTeeKeyPaths: readonly string[];
+}
+
+export interface TokenSignerConfig {
+  /** P-256 private key PEM for ES256 tokens (absolute). */
+  readonly keyPath: string;
+  /** Optional certificate chain PEM (leaf first) published as `x5c` (absolute, checked). */
+  readonly certPath: string | null;
+  /**
+   * True when the key path is the default one: the server generates the key there if it is
+   * missing. False when the path was configured: the file was checked to exist.
+   */
+  readonly generateIfMissing: boolean;
+}
+
+export interface TokenBrokerConfig {
+  /** Lifetime of issued attestation tokens, in minutes. */
+  readonly durationMinutes: number;
+  readonly signer: TokenSignerConfig;
+}
+
+export interface AttestationServiceConfig {
+  /** RCAR session lifetime (from /auth), in minutes (`attestation_service.timeout`). */
+  readonly sessionTimeoutMinutes: number;
+  /** Hard cap on live sessions. */
+  readonly maxSessions: number;
+  readonly tokenBroker: TokenBrokerConfig;
+}
+
+export type IdentityProviderKey =
+  /** PEM file with one or more public keys (EC, RSA or Ed25519). */
+  | { readonly kind: 'PublicKeyPem'; readonly path: string }
+  /** JWK Set file; tokens name their key by `kid`. */
+  | { readonly kind: 'JwkSet'; readonly path: string };
+
+export interface IdentityProviderConfig {
+  /** Required `iss`, or null to skip the check. */
+  readonly issuer: string | null;
+  /** Required member of `aud`, or null to skip the check. */
+  readonly audience: string | null;
+  readonly key: IdentityProviderKey;
+}
+
+export interface AdminAclRule {
+  readonly role: string;
+  /** RE2 regex on the full request URI (with query), anchored `^/kbs…$`; compiles with re2js. */
+  readonly allowedEndpoints: string;
+}
+
+/** The admin key pair and token the server creates on first start (embedded / default admin). */
+export interface GeneratedAdminCredentials {
+  /** Ed25519 public key PEM; also the identity provider's key. */
+  readonly publicKeyPath: string;
+  /** Ed25519 private key PEM. */
+  readonly privateKeyPath: string;
+  /** A ready-made admin JWT (for kbs-client `--admin-token-file`). */
+  readonly tokenPath: string;
+  /** `role` claim the minted token carries (matches the default ACL). */
+  readonly role: string;
+}
+
+export type AdminConfig =
+  | { readonly mode: 'InsecureAllowAll' }
+  | { readonly mode: 'DenyAll' }
+  | {
+      readonly mode: 'AuthenticatedAuthorization';
+      /** At least one. */
+      readonly identityProviders: readonly IdentityProviderConfig[];
+      /** First rule whose role equals the token's `role` and whose regex matches allows. */
+      readonly acls: readonly AdminAclRule[];
+      /** Non-null when this is the default admin set-up: the server creates these files. */
+      readonly generatedCredentials: GeneratedAdminCredentials | null;
+    }
+  | {
+      /** Legacy single-key mode: EdDSA token signed by this key; `exp` checked, no role. */
+      readonly mode: 'Ed25519Key';
+      readonly publicKeyPath: string;
+    };
+
+/** Resource storage: a discriminated union on `type` (Sqlite, Pkcs11, AzureKeyVault slot in here). */
+export type ResourceStorageConfig = LocalFsStorageConfig;
+
+export interface LocalFsStorageConfig {
+  readonly type: 'LocalFs';
+  /** Root directory of the repository; resources live at `<dirPath>/<repo>/<type>/<tag>`. */
+  readonly dirPath: string;
+}
+
+export interface ResourcePluginConfig {
+  readonly name: 'resource';
+  readonly storage: ResourceStorageConfig;
+}
+
+/** Plugins: a discriminated union on `name`. */
+export type PluginConfig = ResourcePluginConfig;
+
+export interface PolicyConfig {
+  /** The resource policy (Rego) file (absolute). */
+  readonly resourcePolicyPath: string;
+  /** Evaluation step budget per policy decision. */
+  readonly stepBudget: number;
+}
+
+export interface LoggingConfig {
+  readonly level: LogLevel;
+}
+
+/** The fully resolved configuration. Deeply frozen; every path is absolute. */
+export interface KbsConfig {
+  /** Absolute path of the configuration file, or `EMBEDDED_DEFAULT_SOURCE`. */
+  readonly source: string;
+  /** Absolute; generated keys, policy store and state live here. */
+  readonly workDir: string;
+  readonly httpServer: HttpServerConfig;
+  readonly attestationToken: AttestationTokenConfig;
+  readonly attestationService: AttestationServiceConfig;
+  readonly admin: AdminConfig;
+  /** At most one entry per plugin name. */
+  readonly plugins: readonly PluginConfig[];
+  readonly policy: PolicyConfig;
+  readonly logging: LoggingConfig;
+  /** Things the server should log at start (insecure modes, legacy forms, ignored keys). */
+  readonly warnings: readonly string[];
+}
