@@ -5,6 +5,8 @@
  */
 import { BackendError, type StorageBackend } from './types.js';
 import { LocalFsBackend } from './local-fs.js';
+import { SqliteBackend, type SqliteOptions } from './sqlite.js';
+import { Pkcs11Backend, type Pkcs11Logger, type Pkcs11Options } from './pkcs11/backend.js';
 
 export {
   BackendError,
@@ -32,6 +34,22 @@ export {
   TEMP_FILE_RE,
   type LocalFsOptions,
 } from './local-fs.js';
+export {
+  SQLITE_DEFAULT_BUSY_TIMEOUT_MS,
+  SQLITE_DEFAULT_MAX_VALUE_BYTES,
+  SQLITE_SCHEMA_VERSION,
+  SQLITE_STATEMENTS,
+  SqliteBackend,
+  type SqliteOptions,
+} from './sqlite.js';
+export {
+  PKCS11_DEFAULT_CALL_TIMEOUT_MS,
+  PKCS11_DEFAULT_MAX_VALUE_BYTES,
+  Pkcs11Backend,
+  type Pkcs11Logger,
+  type Pkcs11Options,
+  type Pkcs11Stats,
+} from './pkcs11/backend.js';
 
 /** Trustee's default: `[[plugins]] name = "resource", type = "LocalFs", dir_path = …`. */
 export interface LocalFsBackendConfig {
@@ -40,7 +58,29 @@ export interface LocalFsBackendConfig {
   maxValueBytes?: number;
 }
 
-export type BackendConfig = LocalFsBackendConfig;
+/** `[[plugins]] name = "resource", type = "Sqlite", db_path = …`: one SQLite file (WAL). */
+export interface SqliteBackendConfig {
+  type: 'Sqlite';
+  dbPath: string;
+  maxValueBytes?: number;
+}
+
+/**
+ * `[[plugins]] name = "resource", type = "Pkcs11", module = …, slot_index | token_label, pin | pin_file`:
+ * resources as generic-secret token objects in an HSM. `pin` is already resolved by the config layer.
+ */
+export interface Pkcs11BackendConfig {
+  type: 'Pkcs11';
+  module: string;
+  slotIndex?: number;
+  tokenLabel?: string;
+  pin: string;
+  maxValueBytes?: number;
+  callTimeoutMs?: number;
+  logger?: Pkcs11Logger;
+}
+
+export type BackendConfig = LocalFsBackendConfig | SqliteBackendConfig | Pkcs11BackendConfig;
 
 export async function openBackend(config: BackendConfig): Promise<StorageBackend> {
   switch (config.type) {
@@ -48,6 +88,20 @@ export async function openBackend(config: BackendConfig): Promise<StorageBackend
       const options: { dirPath: string; maxValueBytes?: number } = { dirPath: config.dirPath };
       if (config.maxValueBytes !== undefined) options.maxValueBytes = config.maxValueBytes;
       return LocalFsBackend.open(options);
+    }
+    case 'Sqlite': {
+      const options: SqliteOptions = { dbPath: config.dbPath };
+      if (config.maxValueBytes !== undefined) options.maxValueBytes = config.maxValueBytes;
+      return SqliteBackend.open(options);
+    }
+    case 'Pkcs11': {
+      const options: Pkcs11Options = { module: config.module, pin: config.pin };
+      if (config.slotIndex !== undefined) options.slotIndex = config.slotIndex;
+      if (config.tokenLabel !== undefined) options.tokenLabel = config.tokenLabel;
+      if (config.maxValueBytes !== undefined) options.maxValueBytes = config.maxValueBytes;
+      if (config.callTimeoutMs !== undefined) options.callTimeoutMs = config.callTimeoutMs;
+      if (config.logger !== undefined) options.logger = config.logger;
+      return Pkcs11Backend.open(options);
     }
     default: {
       // Unreachable for well-typed callers; configuration read at run time may still name anything.

@@ -21,6 +21,8 @@ export const DEFAULTS = Object.freeze({
   adminRole: 'admin',
   adminAllowedEndpoints: '^/kbs/.+$',
   resourceDir: 'repository',
+  sqliteDbPath: 'resources.db',
+  pkcs11PinEnv: 'KBS_PKCS11_PIN',
   resourcePolicyPath: 'policy/resource-policy.rego',
   policyStepBudget: 1_000_000,
   logLevel: 'info',

@@ -29,6 +29,9 @@ export type {
   PolicyConfig,
   ResourcePluginConfig,
   ResourceStorageConfig,
+  SecretSource,
+  SqliteStorageConfig,
+  Pkcs11StorageConfig,
   SocketAddress,
   TlsFilesConfig,
   TokenBrokerConfig,
@@ -42,3 +45,4 @@ export {
   parseConfigText,
   type LoadConfigOptions,
 } from './loader.js';
+export { readSecret } from './secrets.js';

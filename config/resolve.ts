@@ -25,6 +25,7 @@ import {
   type KbsConfig,
   type KbsConfigTomlInput,
   type PluginConfig,
+  type SecretSource,
   type SocketAddress,
 } from './schema.js';
 import { Issues } from './issues.js';
@@ -206,6 +207,43 @@ function resolvePlugins(r: Resolver, toml: KbsConfigTomlInput, plugins: PluginIn
               ? r.defaultPath(DEFAULTS.resourceDir)
               : (r.path(['plugins', plugin.index, 'dir_path'], entry.dir_path) ?? '');
           out.push({ name: 'resource', storage: { type: 'LocalFs', dirPath } });
+          break;
+        }
+        case 'Sqlite': {
+          const dbPath =
+            entry.db_path === undefined
+              ? r.defaultPath(DEFAULTS.sqliteDbPath)
+              : (r.path(['plugins', plugin.index, 'db_path'], entry.db_path) ?? '');
+          out.push({ name: 'resource', storage: { type: 'Sqlite', dbPath } });
+          break;
+        }
+        case 'Pkcs11': {
+          const at = ['plugins', plugin.index] as const;
+          const module = r.file([...at, 'module'], entry.module) ?? '';
+          if (entry.slot_index !== undefined && entry.token_label !== undefined) {
+            r.issues.add([...at, 'token_label'], 'give slot_index or token_label, not both');
+          }
+          const sources = [entry.pin, entry.pin_file, entry.pin_env].filter((x) => x !== undefined).length;
+          if (sources > 1) r.issues.add([...at, 'pin'], 'give exactly one of pin, pin_file, pin_env');
+          let pin: SecretSource;
+          if (entry.pin !== undefined) {
+            pin = { kind: 'inline', value: entry.pin };
+            r.warnings.push(`plugins[${plugin.index}].pin: the HSM PIN is written in the configuration file; prefer pin_file or pin_env`);
+          } else if (entry.pin_file !== undefined) {
+            pin = { kind: 'file', path: r.file([...at, 'pin_file'], entry.pin_file) ?? '' };
+          } else {
+            pin = { kind: 'env', name: entry.pin_env ?? DEFAULTS.pkcs11PinEnv };
+          }
+          out.push({
+            name: 'resource',
+            storage: {
+              type: 'Pkcs11',
+              module,
+              slotIndex: entry.slot_index === undefined ? null : Number(entry.slot_index),
+              tokenLabel: entry.token_label ?? null,
+              pin,
+            },
+          });
           break;
         }
       }

@@ -145,8 +145,29 @@ export const LocalFsResourcePluginToml = z.strictObject({
   dir_path: nonEmptyString.optional(),
 });
 
+export const SqliteResourcePluginToml = z.strictObject({
+  name: z.literal('resource'),
+  type: z.literal('Sqlite'),
+  db_path: nonEmptyString.optional(),
+});
+
+export const Pkcs11ResourcePluginToml = z.strictObject({
+  name: z.literal('resource'),
+  type: z.literal('Pkcs11'),
+  module: nonEmptyString,
+  slot_index: tomlInteger(0, 65535, 'slot index (0-65535)').optional(),
+  token_label: nonEmptyString.max(32, { error: 'a PKCS#11 token label has at most 32 characters' }).optional(),
+  pin: nonEmptyString.optional(),
+  pin_file: nonEmptyString.optional(),
+  pin_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'must be an environment variable name' }).optional(),
+});
+
 /** Resource storage variants, a discriminated union on `type`. */
-export const ResourcePluginToml = z.discriminatedUnion('type', [LocalFsResourcePluginToml]);
+export const ResourcePluginToml = z.discriminatedUnion('type', [
+  LocalFsResourcePluginToml,
+  SqliteResourcePluginToml,
+  Pkcs11ResourcePluginToml,
+]);
 
 /** `[[plugins]]` resource entry, Trustee's current form: storage from `[storage_backend]`. */
 export const KvStorageResourcePluginToml = z.strictObject({

@@ -125,8 +125,30 @@ export type AdminConfig =
       readonly publicKeyPath: string;
     };
 
-/** Resource storage: a discriminated union on `type` (Sqlite, Pkcs11, AzureKeyVault slot in here). */
-export type ResourceStorageConfig = LocalFsStorageConfig;
+/** Resource storage: a discriminated union on `type` (AzureKeyVault slots in here). */
+export type ResourceStorageConfig = LocalFsStorageConfig | SqliteStorageConfig | Pkcs11StorageConfig;
+
+export interface SqliteStorageConfig {
+  readonly type: 'Sqlite';
+  /** The database file (created when missing). */
+  readonly dbPath: string;
+}
+
+/** Where a secret such as a PIN comes from; the value itself is read at start, never logged. */
+export type SecretSource =
+  | { readonly kind: 'inline'; readonly value: string }
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'env'; readonly name: string };
+
+export interface Pkcs11StorageConfig {
+  readonly type: 'Pkcs11';
+  /** The PKCS#11 module (shared library), checked to exist. */
+  readonly module: string;
+  /** Slot by index, or token by label; neither: the first slot with a token. */
+  readonly slotIndex: number | null;
+  readonly tokenLabel: string | null;
+  readonly pin: SecretSource;
+}
 
 export interface LocalFsStorageConfig {
   readonly type: 'LocalFs';

@@ -10,9 +10,9 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
 import { AttestationService, defaultVerifiers } from '../attestation/index.js';
-import { openBackend } from '../backends/index.js';
+import { openBackend, type BackendConfig } from '../backends/index.js';
 import type { StorageBackend } from '../backends/types.js';
-import type { AdminConfig, KbsConfig } from '../config/index.js';
+import { readSecret, type AdminConfig, type KbsConfig, type ResourceStorageConfig } from '../config/index.js';
 import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
@@ -88,6 +88,25 @@ function answerClientError(err: Error & { code?: string }, socket: import('node:
   socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
+/** The storage section of the configuration → the backend's options (secrets read now). */
+async function backendConfig(storage: ResourceStorageConfig, log: Logger): Promise<BackendConfig> {
+  switch (storage.type) {
+    case 'LocalFs':
+      return { type: 'LocalFs', dirPath: storage.dirPath };
+    case 'Sqlite':
+      return { type: 'Sqlite', dbPath: storage.dbPath };
+    case 'Pkcs11':
+      return {
+        type: 'Pkcs11',
+        module: storage.module,
+        ...(storage.slotIndex !== null ? { slotIndex: storage.slotIndex } : {}),
+        ...(storage.tokenLabel !== null ? { tokenLabel: storage.tokenLabel } : {}),
+        pin: await readSecret(storage.pin, 'PKCS#11 PIN'),
+        logger: { info: (m) => log.info({ backend: 'Pkcs11' }, m), warn: (m) => log.warn({ backend: 'Pkcs11' }, m) },
+      };
+  }
+}
+
 function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\./.test(host);
 }
@@ -134,7 +153,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const policies = await ResourcePolicyStore.open(config.policy.resourcePolicyPath);
   const resource = config.plugins.find((p) => p.name === 'resource');
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
-  const backend: StorageBackend = await openBackend(resource.storage);
+  const backend: StorageBackend = await openBackend(await backendConfig(resource.storage, log));
   const attestation = new AttestationService({
     verifiers: defaultVerifiers(),
     appraisalPolicy: compile(samplePolicyText('ear_default_policy_cpu'), { hostFunctions: APPRAISAL_HOST_FUNCTIONS }),

@@ -7,6 +7,13 @@ import { compile, evaluateResourcePolicy, isPolicyError, PolicyError, type JsonV
 
 const REQ = { plugin: 'resource', resourcePath: ['a', 'b', 'c'], query: {} };
 
+/**
+ * A hang guard, not a speed target: the step budget is what bounds these evaluations (about 0.1 s
+ * for the default budget on this machine, see the closing figures); a loaded CI machine must not
+ * turn the guard into a flaky test.
+ */
+const HANG_MS = 5000;
+
 function timed<T>(f: () => T): { value: T; ms: number } {
   const t0 = process.hrtime.bigint();
   const value = f();
@@ -30,7 +37,7 @@ test('deeply nested expressions are rejected at compile time', (t) => {
   for (const src of [parens, arrays, negs]) {
     const { value, ms } = timed(() => compileCode(src));
     t.is(value, 'POLICY_UNSUPPORTED');
-    t.true(ms < 1000, `${ms} ms`);
+    t.true(ms < HANG_MS, `${ms} ms`);
   }
 });
 
@@ -38,10 +45,10 @@ test('a long chain of binary operators does not overflow the stack', (t) => {
   const src = `package policy\nx := ${Array.from({ length: 20000 }, () => '1').join(' + ')}`;
   const { value, ms } = timed(() => compileCode(src));
   t.true(value === undefined || value === 'POLICY_UNSUPPORTED', String(value));
-  t.true(ms < 1000, `${ms} ms`);
+  t.true(ms < HANG_MS, `${ms} ms`);
   if (value === undefined) {
     const r = timed(() => compile(src).evaluate('data.policy.x', {}));
-    t.true(r.ms < 1000);
+    t.true(r.ms < HANG_MS, `${r.ms} ms`);
   }
 });
 
@@ -61,7 +68,7 @@ allow if {
   const { value, ms } = timed(() => evaluateResourcePolicy(policy, {}, REQ));
   t.false(value.allow);
   t.regex(value.reason, /POLICY_BUDGET/);
-  t.true(ms < 1000, `${ms} ms`);
+  t.true(ms < HANG_MS, `${ms} ms`);
 });
 
 test('cartesian products over a large input hit the budget', (t) => {
@@ -76,7 +83,7 @@ allow if {
   const { value, ms } = timed(() => evaluateResourcePolicy(policy, { xs }, REQ));
   t.false(value.allow);
   t.regex(value.reason, /POLICY_BUDGET/);
-  t.true(ms < 1000, `${ms} ms`);
+  t.true(ms < HANG_MS, `${ms} ms`);
 });
 
 test('catastrophic regular expressions run in linear time', (t) => {
@@ -84,7 +91,7 @@ test('catastrophic regular expressions run in linear time', (t) => {
 allow if regex.match("^(a+)+$", input.s)`);
   const { value, ms } = timed(() => evaluateResourcePolicy(policy, { s: 'a'.repeat(50000) + 'b' }, REQ));
   t.false(value.allow);
-  t.true(ms < 1000, `${ms} ms`);
+  t.true(ms < HANG_MS, `${ms} ms`);
 });
 
 test('regex patterns from input are bounded too', (t) => {
@@ -92,7 +99,7 @@ test('regex patterns from input are bounded too', (t) => {
 allow if regex.match(input.p, input.s)`);
   const { value, ms } = timed(() => evaluateResourcePolicy(policy, { p: '(x+x+)+y', s: 'x'.repeat(20000) }, REQ));
   t.false(value.allow);
-  t.true(ms < 1000, `${ms} ms`);
+  t.true(ms < HANG_MS, `${ms} ms`);
   const bad = evaluateResourcePolicy(policy, { p: '(?<=a)b', s: 'ab' }, REQ);
   t.false(bad.allow);
   t.regex(bad.reason, /POLICY_EVAL/);
@@ -118,7 +125,7 @@ allow if {
 }`);
   const { value, ms } = timed(() => evaluateResourcePolicy(policy, {}, REQ, { stepBudget: 50_000 }));
   t.false(value.allow);
-  t.true(ms < 1000, `${ms} ms`);
+  t.true(ms < HANG_MS, `${ms} ms`);
 });
 
 test('a policy of 1 MiB and more is refused before parsing', (t) => {

@@ -2,13 +2,14 @@
  * Test harness: a real KBS listening on an ephemeral loopback port, configured from TOML text, with
  * its work_dir in a fresh temporary directory. Logs go to a buffer the test can inspect.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseConfigText } from '../../config/index.js';
 import { createLogger } from '../../server/log.js';
 import { startKbs, type RunningKbs } from '../../server/start.js';
+import { setupSoftHsm, type SoftHsm } from './softhsm.js';
 
 export interface TestKbs {
   url: string;
@@ -29,10 +30,48 @@ export interface TestKbsOptions {
   now?: () => Date;
 }
 
+let softHsm: SoftHsm | undefined;
+let nextToken = 0;
+const PKCS11_TOKENS = 24;
+
+/**
+ * The storage section for servers whose TOML names none: LocalFs by default, or the backend named by
+ * KBS_TEST_STORAGE (Sqlite, Pkcs11), so the protocol suites run unchanged over every backend.
+ */
+function storageToml(workDir: string): string {
+  const kind = process.env['KBS_TEST_STORAGE'] ?? 'LocalFs';
+  switch (kind) {
+    case 'LocalFs':
+      return '';
+    case 'Sqlite':
+      return '[[plugins]]\nname = "resource"\ntype = "Sqlite"\ndb_path = "resources.db"\n';
+    case 'Pkcs11': {
+      // Cryptoki reads the token list once per process, so every token this process will use is
+      // created up front; each server gets a token of its own (restarts reuse their work_dir's).
+      softHsm ??= setupSoftHsm({ tokens: Array.from({ length: PKCS11_TOKENS }, (_, i) => `kbs-test-${i}`) });
+      const labelFile = join(workDir, 'hsm-token');
+      let label: string;
+      try {
+        label = readFileSync(labelFile, 'utf8');
+      } catch {
+        if (nextToken >= PKCS11_TOKENS) throw new Error(`more than ${PKCS11_TOKENS} servers in one test process with KBS_TEST_STORAGE=Pkcs11`);
+        label = `kbs-test-${nextToken++}`;
+        writeFileSync(labelFile, label);
+      }
+      writeFileSync(join(workDir, 'hsm-pin'), softHsm.pin, { mode: 0o600 });
+      return `[[plugins]]\nname = "resource"\ntype = "Pkcs11"\nmodule = ${JSON.stringify(softHsm.module)}\ntoken_label = ${JSON.stringify(label)}\npin_file = "hsm-pin"\n`;
+    }
+    default:
+      throw new Error(`KBS_TEST_STORAGE=${kind}: expected LocalFs, Sqlite or Pkcs11`);
+  }
+}
+
 export async function startTestKbs(options: TestKbsOptions = {}): Promise<TestKbs> {
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'kbs-test-'));
+  const extra = options.toml ?? '';
   const toml = `work_dir = ${JSON.stringify(workDir)}
-${options.toml ?? ''}
+${extra}
+${/\[\[plugins\]\]|^plugins\s*=/m.test(extra) ? '' : storageToml(workDir)}
 `;
   const text = /\[http_server\]/.test(toml) ? toml : `${toml}\n[http_server]\nsockets = ["127.0.0.1:0"]\ninsecure_http = true\n`;
   const config = parseConfigText(text, { cwd: workDir, source: join(workDir, 'kbs-config.toml') });
