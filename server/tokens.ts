@@ -99,10 +99,12 @@ export class TokenVerifier {
         const alg = typeof jwk.alg === 'string' ? jwk.alg : undefined;
         if (!alg || alg !== header.alg) throw fail('the header jwk has no alg or it differs from the token alg');
         const own = await this.ownJwk;
-        let trusted = own !== undefined && sameKey(own, jwk);
-        if (!trusted && this.options.trustedCerts && this.options.trustedCerts.length > 0) {
-          trusted = await this.chainTrusted(jwk, now);
+        if (own !== undefined && this.options.ownKey && sameKey(own, jwk)) {
+          // our own token: verify with the key object we already hold (no import per request)
+          return (await jwtVerify(token, this.options.ownKey, { ...verifyOptions, algorithms: [alg] })).payload;
         }
+        let trusted = false;
+        if (this.options.trustedCerts && this.options.trustedCerts.length > 0) trusted = await this.chainTrusted(jwk, now);
         if (!trusted && !this.options.insecureHeaderJwk) throw fail('the token key is not trusted');
         const key = await importJWK({ ...jwk, x5c: undefined }, alg);
         return (await jwtVerify(token, key, { ...verifyOptions, algorithms: [alg] })).payload;
