@@ -7,52 +7,30 @@ import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { errnoOf, errnoReason } from './errno.js';
 
 const TEMP_PREFIX = '.kbs-tmp-';
 /** Exactly the names this backend creates; never matches the resource segment regex (leading dot). */
 export const TEMP_FILE_RE = /^\.kbs-tmp-[0-9a-f]{24}$/;
 
-export function errnoOf(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null && 'code' in e) {
-    const code = (e as { code: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
+export { errnoOf };
 
 export const READ_ONLY_ERRNOS = new Set(['EROFS', 'EACCES', 'EPERM']);
 export const NO_SPACE_ERRNOS = new Set(['ENOSPC', 'EDQUOT']);
 /** Errors meaning "nothing readable at this name". */
 export const ABSENT_ERRNOS = new Set(['ENOENT', 'ENOTDIR', 'ELOOP', 'EISDIR', 'ENAMETOOLONG']);
 
+/** Descriptions LocalFs gives beyond the common ones (errno.ts). */
+const LOCAL_FS_REASONS: ReadonlyMap<string, string> = new Map([
+  ['EDQUOT', 'disk quota exceeded (EDQUOT)'],
+  ['EISDIR', 'the target is a directory (EISDIR)'],
+  ['EEXIST', 'a path component exists and is not a directory (EEXIST)'],
+  ['EIO', 'input/output error (EIO)'],
+  ['ENOENT', 'no such file or directory, or a dangling symlink (ENOENT)'],
+]);
+
 export function reason(e: unknown): string {
-  const code = errnoOf(e);
-  switch (code) {
-    case 'EROFS':
-      return 'read-only file system (EROFS)';
-    case 'EACCES':
-      return 'permission denied (EACCES)';
-    case 'EPERM':
-      return 'operation not permitted (EPERM)';
-    case 'ENOSPC':
-      return 'no space left on device (ENOSPC)';
-    case 'EDQUOT':
-      return 'disk quota exceeded (EDQUOT)';
-    case 'ENOTDIR':
-      return 'a path component is not a directory (ENOTDIR)';
-    case 'EISDIR':
-      return 'the target is a directory (EISDIR)';
-    case 'EEXIST':
-      return 'a path component exists and is not a directory (EEXIST)';
-    case 'EIO':
-      return 'input/output error (EIO)';
-    case 'ENOENT':
-      return 'no such file or directory, or a dangling symlink (ENOENT)';
-    case undefined:
-      return e instanceof Error ? e.message : 'unknown error';
-    default:
-      return code;
-  }
+  return errnoReason(e, LOCAL_FS_REASONS, (code) => code ?? (e instanceof Error ? e.message : 'unknown error'));
 }
 
 export function isInside(realRoot: string, candidate: string): boolean {

@@ -47,71 +47,28 @@
  * closed WAL database (no -wal/-shm left) cannot be opened normally; it is then opened with
  * `immutable=1`, but only when no non-empty -wal file exists (immutable would ignore its
  * transactions). If a writer elsewhere keeps -wal/-shm present, the normal open works and sees them.
+ *
+ * Files: sqlite-open.ts (open, pragmas, quick_check, migrations), sqlite-schema.ts (the SQL),
+ * sqlite-driver.ts (node-sqlite3 wrappers, the statement queue), sqlite-errors.ts (error mapping).
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import sqlite3 from 'sqlite3';
+import type sqlite3 from 'sqlite3';
 import { BackendError, type ResourceInfo, type ResourcePath, type StorageBackend } from './types.js';
 import { assertValidResourcePath, formatResourcePath, isValidSegment } from './resource-path.js';
+import { messageOf } from './errno.js';
+import type { StatementName } from './sqlite-schema.js';
+import { dbClose, finalize, SQLITE_MAX_BLOB_BYTES, StatementQueue, stmtAll, stmtRun, type Param } from './sqlite-driver.js';
+import { fsReason, requestError, sqliteCode } from './sqlite-errors.js';
+import { openDatabaseFile } from './sqlite-open.js';
+
+export { SQLITE_SCHEMA_VERSION, SQLITE_STATEMENTS } from './sqlite-schema.js';
+export { SQLITE_MAX_BLOB_BYTES } from './sqlite-driver.js';
 
 /** Largest value stored or served when `maxValueBytes` is not configured (the same as LocalFs). */
 export const SQLITE_DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
 /** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
 export const SQLITE_DEFAULT_BUSY_TIMEOUT_MS = 5_000;
-/** The schema version this code writes and reads (`PRAGMA user_version`). */
-export const SQLITE_SCHEMA_VERSION = 1;
-/** SQLite's own ceiling for a string or BLOB (SQLITE_MAX_LENGTH of the bundled build). */
-export const SQLITE_MAX_BLOB_BYTES = 1_000_000_000;
-
-/**
- * Statements of one backend running on the libuv pool at once. The connection executes one
- * statement at a time anyway; a second one in flight overlaps the JavaScript side of the previous
- * (measured: +35–55 % concurrent reads/s over one). More would only park pool threads on the connection mutex,
- * and while a statement waits for another process's lock (busy_timeout) those threads are taken
- * from everything else in the process (file system, crypto).
- */
-const MAX_IN_FLIGHT = 2;
-/** Reads never load more than this much, even with a smaller maxValueBytes (schema text, messages). */
-const MIN_LENGTH_LIMIT = 1024 * 1024;
-const DIR_MODE = 0o700;
-const FILE_MODE = 0o600;
-
-/**
- * Forward migrations: MIGRATIONS[n - 1] takes the schema from version n - 1 to n. Append only;
- * never edit a released step.
- */
-const MIGRATIONS: readonly string[] = [
-  // 1: the resources table. Plain CREATE TABLE: an unrelated `resources` table in a file at
-  // user_version 0 makes the migration fail loudly instead of being adopted.
-  `CREATE TABLE resources (
-     repo       TEXT    NOT NULL,
-     type       TEXT    NOT NULL,
-     tag        TEXT    NOT NULL,
-     created_at INTEGER NOT NULL,
-     updated_at INTEGER NOT NULL,
-     value      BLOB    NOT NULL,
-     PRIMARY KEY (repo, type, tag)
-   ) STRICT;`,
-];
-
-if (MIGRATIONS.length !== SQLITE_SCHEMA_VERSION) throw new Error('sqlite.ts: MIGRATIONS and SQLITE_SCHEMA_VERSION disagree');
-
-/** The statements prepared at open; exported so tests and reviews can see exactly what runs. */
-export const SQLITE_STATEMENTS = Object.freeze({
-  get: 'SELECT length(value) AS size, value FROM resources WHERE repo = ?1 AND type = ?2 AND tag = ?3',
-  size: 'SELECT length(value) AS size FROM resources WHERE repo = ?1 AND type = ?2 AND tag = ?3',
-  upsert:
-    'INSERT INTO resources (repo, type, tag, created_at, updated_at, value) VALUES (?1, ?2, ?3, ?4, ?4, ?5) ' +
-    'ON CONFLICT (repo, type, tag) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
-  delete: 'DELETE FROM resources WHERE repo = ?1 AND type = ?2 AND tag = ?3',
-  list: 'SELECT repo, type, tag, length(value) AS size, updated_at FROM resources',
-  check: 'SELECT 1 AS ok FROM resources LIMIT 1',
-});
-
-/** Run once at open: a write that changes nothing; SQLITE_READONLY tells a read-only database apart. */
-const PROBE_WRITE_SQL = 'DELETE FROM resources WHERE 0';
-
-type StatementName = keyof typeof SQLITE_STATEMENTS;
 
 export interface SqliteOptions {
   /** The database file; created (mode 0600, parent directories 0700) when missing. */
@@ -127,142 +84,6 @@ export interface SqliteOptions {
   requireWritable?: boolean;
 }
 
-// ---------------------------------------------------------------------------------------------------
-// Errors.
-
-/** node-sqlite3 errors carry the primary result code name, e.g. "SQLITE_FULL". */
-function sqliteCode(e: unknown): string | undefined {
-  if (typeof e === 'object' && e !== null && 'code' in e) {
-    const code = (e as { code: unknown }).code;
-    return typeof code === 'string' ? code : undefined;
-  }
-  return undefined;
-}
-
-function messageOf(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
-}
-
-function fsReason(e: unknown): string {
-  const code = sqliteCode(e);
-  switch (code) {
-    case 'EROFS':
-      return 'read-only file system (EROFS)';
-    case 'EACCES':
-      return 'permission denied (EACCES)';
-    case 'EPERM':
-      return 'operation not permitted (EPERM)';
-    case 'ENOSPC':
-      return 'no space left on device (ENOSPC)';
-    case 'ENOTDIR':
-      return 'a path component is not a directory (ENOTDIR)';
-    case 'ENOENT':
-      return 'no such file or directory (ENOENT)';
-    case undefined:
-      return messageOf(e);
-    default:
-      return `${code}: ${messageOf(e)}`;
-  }
-}
-
-const CORRUPT_CODES = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB']);
-const BUSY_CODES = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED']);
-
-// ---------------------------------------------------------------------------------------------------
-// Promise wrappers around the callback API. SQL parameters are positional.
-
-type Param = string | number | Buffer | null;
-type Row = Record<string, unknown>;
-
-function openDatabase(filename: string, mode: number): Promise<sqlite3.Database> {
-  return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(filename, mode, (err) => (err ? reject(err) : resolve(db)));
-  });
-}
-
-function dbAll(db: sqlite3.Database, sql: string): Promise<Row[]> {
-  return new Promise((resolve, reject) => {
-    db.all<Row>(sql, [], (err, rows) => (err ? reject(err) : resolve(rows)));
-  });
-}
-
-function dbExec(db: sqlite3.Database, sql: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    db.exec(sql, (err) => (err ? reject(err) : resolve()));
-  });
-}
-
-function dbClose(db: sqlite3.Database): Promise<void> {
-  return new Promise((resolve, reject) => {
-    db.close((err) => (err ? reject(err) : resolve()));
-  });
-}
-
-function prepare(db: sqlite3.Database, sql: string): Promise<sqlite3.Statement> {
-  return new Promise((resolve, reject) => {
-    const stmt = db.prepare(sql, (err) => (err ? reject(err) : resolve(stmt)));
-  });
-}
-
-/** Steps to completion, so the statement never stays active holding a read transaction. */
-function stmtAll(stmt: sqlite3.Statement, params: readonly Param[]): Promise<Row[]> {
-  return new Promise((resolve, reject) => {
-    stmt.all<Row>([...params], (err, rows) => (err ? reject(err) : resolve(rows)));
-  });
-}
-
-/** Runs a write; resolves with the number of rows changed. */
-function stmtRun(stmt: sqlite3.Statement, params: readonly Param[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    stmt.run([...params], function (this: sqlite3.RunResult, err: Error | null) {
-      if (err) reject(err);
-      else resolve(this.changes);
-    });
-  });
-}
-
-function finalize(stmt: sqlite3.Statement): Promise<void> {
-  return new Promise((resolve) => {
-    // node-sqlite3 calls back with no argument on success; a failure only means it is gone already.
-    stmt.finalize(() => resolve());
-  });
-}
-
-async function closeQuietly(db: sqlite3.Database): Promise<void> {
-  try {
-    await dbClose(db);
-  } catch {
-    /* already failing; the original error is reported */
-  }
-}
-
-/**
- * Runs an open-time step with SQLITE_BUSY retried from JavaScript until `deadline`. During open the
- * connection's busy_timeout is 0: a statement waiting in SQLite's busy handler sleeps on a libuv
- * pool thread (4 by default), and several backends opening one file in the same process could then
- * take every thread while the connection holding the lock needs one to finish. Retrying here keeps
- * the waits off the pool. Also covers `journal_mode = WAL`, for which SQLite returns SQLITE_BUSY
- * without calling the busy handler at all.
- */
-async function retryBusy<T>(deadline: number, step: () => Promise<T>): Promise<T> {
-  for (let delay = 2; ; delay = Math.min(delay * 2, 100)) {
-    try {
-      return await step();
-    } catch (e) {
-      if (sqliteCode(e) !== 'SQLITE_BUSY' || Date.now() >= deadline) throw e;
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------
-
-interface OpenState {
-  db: sqlite3.Database;
-  /** True when opened with `immutable=1` (read-only file system, no WAL to replay). */
-  readOnly: boolean;
-}
-
 export class SqliteBackend implements StorageBackend {
   readonly kind = 'Sqlite';
   readonly readOnly: boolean;
@@ -276,8 +97,7 @@ export class SqliteBackend implements StorageBackend {
   private readonly fileId: { dev: number; ino: number };
   private closed = false;
   private closing: Promise<void> | undefined;
-  private inFlight = 0;
-  private readonly waiting: Array<() => void> = [];
+  private readonly queue = new StatementQueue();
 
   private constructor(init: {
     dbPath: string;
@@ -311,296 +131,8 @@ export class SqliteBackend implements StorageBackend {
       throw new BackendError('UNAVAILABLE', 'Sqlite: db_path is not set');
     }
     const dbPath = path.resolve(options.dbPath);
-    const where = `Sqlite database ${dbPath}`;
-
-    await SqliteBackend.prepareFile(dbPath, where);
-
-    const deadline = Date.now() + busyTimeoutMs;
-    const state = await SqliteBackend.connect(dbPath, where, deadline, requireWritable);
-    const { db } = state;
-    let readOnly = state.readOnly;
-    try {
-      await SqliteBackend.quickCheck(db, where, deadline);
-
-      const version = await SqliteBackend.userVersion(db, where, deadline);
-      if (version > SQLITE_SCHEMA_VERSION) {
-        throw new BackendError(
-          'UNAVAILABLE',
-          `${where} has schema version ${version}, newer than the ${SQLITE_SCHEMA_VERSION} this KBS knows; ` +
-            'it was written by a newer KBS release: run that release or restore a backup made for this one',
-        );
-      }
-
-      let journalMode = '';
-      if (!readOnly) {
-        try {
-          journalMode = await retryBusy(deadline, async () =>
-            String((await dbAll(db, 'PRAGMA journal_mode = WAL'))[0]?.['journal_mode'] ?? ''),
-          );
-        } catch (e) {
-          if (sqliteCode(e) !== 'SQLITE_READONLY') throw SqliteBackend.openError(e, where, 'cannot switch to WAL journal mode');
-          readOnly = true;
-        }
-      }
-      if (!readOnly && version < SQLITE_SCHEMA_VERSION) {
-        readOnly = await SqliteBackend.migrate(db, where, deadline);
-      }
-      if (!readOnly) readOnly = await SqliteBackend.probeReadOnly(db, where, deadline);
-      if (readOnly) {
-        if (requireWritable) {
-          throw SqliteBackend.readOnlyError(
-            where,
-            (await SqliteBackend.writeRefusal(dbPath)) ?? 'SQLITE_READONLY: attempt to write a readonly database',
-          );
-        }
-        const current = await SqliteBackend.userVersion(db, where, deadline);
-        if (current !== SQLITE_SCHEMA_VERSION) {
-          throw new BackendError(
-            'UNAVAILABLE',
-            `${where} is read-only and at schema version ${current}; version ${SQLITE_SCHEMA_VERSION} is needed ` +
-              '(open it writable once so the KBS can create or migrate its schema)',
-          );
-        }
-      } else {
-        if (journalMode !== 'wal') {
-          throw new BackendError('UNAVAILABLE', `${where}: cannot switch to WAL journal mode (journal_mode is ${JSON.stringify(journalMode)})`);
-        }
-        // Per connection, not stored in the file: set on every open.
-        await SqliteBackend.exec(db, 'PRAGMA synchronous = FULL; PRAGMA secure_delete = ON;', where);
-      }
-
-      // From now on requests wait for other connections' locks in SQLite's busy handler.
-      db.configure('busyTimeout', busyTimeoutMs);
-      db.configure('limit', sqlite3.LIMIT_LENGTH, Math.min(SQLITE_MAX_BLOB_BYTES, Math.max(maxValueBytes, MIN_LENGTH_LIMIT)));
-
-      const stmts = {} as Record<StatementName, sqlite3.Statement>;
-      for (const name of Object.keys(SQLITE_STATEMENTS) as StatementName[]) {
-        try {
-          stmts[name] = await prepare(db, SQLITE_STATEMENTS[name]);
-        } catch (e) {
-          await Promise.all(Object.values(stmts).map(finalize));
-          throw SqliteBackend.openError(e, where, `cannot prepare the ${name} statement (unexpected schema?)`);
-        }
-      }
-
-      let fileId: { dev: number; ino: number };
-      try {
-        const st = await fs.stat(dbPath);
-        fileId = { dev: st.dev, ino: st.ino };
-      } catch (e) {
-        await Promise.all(Object.values(stmts).map(finalize));
-        throw new BackendError('UNAVAILABLE', `${where} disappeared while opening: ${fsReason(e)}`, { cause: e });
-      }
-      return new SqliteBackend({ dbPath, db, stmts, readOnly, maxValueBytes, busyTimeoutMs, fileId });
-    } catch (e) {
-      await closeQuietly(db);
-      if (e instanceof BackendError) throw e;
-      throw SqliteBackend.openError(e, where, 'cannot open');
-    }
-  }
-
-  /** Creates missing parent directories (0700) and the file itself (0600, so -wal/-shm get 0600 too). */
-  private static async prepareFile(dbPath: string, where: string): Promise<void> {
-    const dir = path.dirname(dbPath);
-    try {
-      const st = await fs.stat(dbPath);
-      if (st.isDirectory()) throw new BackendError('UNAVAILABLE', `${where}: the path is a directory, not a database file`);
-      return;
-    } catch (e) {
-      if (e instanceof BackendError) throw e;
-      if (sqliteCode(e) !== 'ENOENT') throw new BackendError('UNAVAILABLE', `${where}: cannot access the file: ${fsReason(e)}`, { cause: e });
-    }
-    try {
-      await fs.stat(dir);
-    } catch (e) {
-      if (sqliteCode(e) !== 'ENOENT') throw new BackendError('UNAVAILABLE', `${where}: cannot access directory ${dir}: ${fsReason(e)}`, { cause: e });
-      try {
-        await fs.mkdir(dir, { recursive: true, mode: DIR_MODE });
-      } catch (e2) {
-        throw new BackendError('UNAVAILABLE', `${where}: cannot create directory ${dir}: ${fsReason(e2)}`, { cause: e2 });
-      }
-    }
-    try {
-      const handle = await fs.open(dbPath, 'wx', FILE_MODE);
-      await handle.close();
-    } catch (e) {
-      if (sqliteCode(e) === 'EEXIST') return; // created concurrently by another process
-      throw new BackendError('UNAVAILABLE', `${where}: cannot create the database file: ${fsReason(e)}`, { cause: e });
-    }
-  }
-
-  /**
-   * Opens the connection. On a read-only file system a WAL database whose -wal/-shm files are absent
-   * cannot be read normally (SQLite cannot create the shared-memory file): when a read-only database
-   * is acceptable and there is no WAL content to replay, it is reopened with `immutable=1`.
-   */
-  private static async connect(dbPath: string, where: string, deadline: number, requireWritable: boolean): Promise<OpenState> {
-    const mode = sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_FULLMUTEX;
-    let db: sqlite3.Database;
-    try {
-      db = await openDatabase(dbPath, mode);
-    } catch (e) {
-      throw SqliteBackend.openError(e, where, 'cannot open');
-    }
-    db.configure('busyTimeout', 0); // see retryBusy
-    try {
-      // The first statement to read the file: garbage → SQLITE_NOTADB here.
-      await retryBusy(deadline, () => dbAll(db, 'SELECT count(*) FROM sqlite_schema'));
-      return { db, readOnly: false };
-    } catch (e) {
-      await closeQuietly(db);
-      if (sqliteCode(e) !== 'SQLITE_CANTOPEN') throw SqliteBackend.openError(e, where, 'cannot open');
-      // The usual cause: a WAL database in a directory where <db>-shm cannot be created.
-      const refusal = await SqliteBackend.writeRefusal(dbPath);
-      if (refusal === null) throw SqliteBackend.openError(e, where, 'cannot open');
-      if (requireWritable) throw SqliteBackend.readOnlyError(where, refusal);
-    }
-    // Read-only fallback (requireWritable = false), only when no WAL file holds committed
-    // transactions that `immutable` would ignore.
-    const walBytes = await fs.stat(`${dbPath}-wal`).then(
-      (st) => st.size,
-      () => 0,
-    );
-    if (walBytes > 0) {
-      throw new BackendError(
-        'UNAVAILABLE',
-        `${where}: cannot open read-only (SQLITE_CANTOPEN: unable to open database file): ${dbPath}-wal holds ` +
-          `${walBytes} bytes of transactions but ${dbPath}-shm cannot be created or read`,
-      );
-    }
-    const uri = `file:${encodeURI(dbPath).replace(/[?#]/g, encodeURIComponent)}?immutable=1`;
-    try {
-      db = await openDatabase(uri, sqlite3.OPEN_READONLY | sqlite3.OPEN_URI | sqlite3.OPEN_FULLMUTEX);
-    } catch (e) {
-      throw SqliteBackend.openError(e, where, 'cannot open read-only');
-    }
-    db.configure('busyTimeout', 0);
-    return { db, readOnly: true };
-  }
-
-  /** Why the file or its directory cannot be written (access(2) reports EROFS even to root), or null. */
-  private static async writeRefusal(dbPath: string): Promise<string | null> {
-    for (const target of [dbPath, path.dirname(dbPath)]) {
-      try {
-        await fs.access(target, fs.constants.W_OK);
-      } catch (e) {
-        return `${target}: ${fsReason(e)}`;
-      }
-    }
-    return null;
-  }
-
-  private static readOnlyError(where: string, why: string): BackendError {
-    return new BackendError(
-      'UNAVAILABLE',
-      `${where} is read-only (${why}): the KBS must be able to write resources ` +
-        '(WAL mode also needs to create <db>-wal and <db>-shm next to the database)',
-    );
-  }
-
-  private static async quickCheck(db: sqlite3.Database, where: string, deadline: number): Promise<void> {
-    let rows: Row[];
-    try {
-      rows = await retryBusy(deadline, () => dbAll(db, 'PRAGMA quick_check(10)'));
-    } catch (e) {
-      throw SqliteBackend.openError(e, where, 'integrity check failed');
-    }
-    const problems = rows.map((r) => String(Object.values(r)[0]));
-    if (problems.length !== 1 || problems[0] !== 'ok') {
-      throw new BackendError(
-        'UNAVAILABLE',
-        `${where} is corrupt (PRAGMA quick_check: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? '; …' : ''}); ` +
-          'restore it from a backup',
-      );
-    }
-  }
-
-  private static async userVersion(db: sqlite3.Database, where: string, deadline: number): Promise<number> {
-    try {
-      const rows = await retryBusy(deadline, () => dbAll(db, 'PRAGMA user_version'));
-      return Number(rows[0]?.['user_version'] ?? 0);
-    } catch (e) {
-      throw SqliteBackend.openError(e, where, 'cannot read the schema version');
-    }
-  }
-
-  private static async exec(db: sqlite3.Database, sql: string, where: string): Promise<void> {
-    try {
-      await dbExec(db, sql);
-    } catch (e) {
-      throw SqliteBackend.openError(e, where, `${sql} failed`);
-    }
-  }
-
-  /**
-   * Brings the schema to SQLITE_SCHEMA_VERSION in one IMMEDIATE transaction (so two processes
-   * opening the same new file migrate once). Resolves true when the database turned out read-only.
-   */
-  private static async migrate(db: sqlite3.Database, where: string, deadline: number): Promise<boolean> {
-    try {
-      await retryBusy(deadline, () => dbExec(db, 'BEGIN IMMEDIATE'));
-    } catch (e) {
-      if (sqliteCode(e) === 'SQLITE_READONLY') return true;
-      throw SqliteBackend.openError(e, where, 'cannot start the schema migration');
-    }
-    // Holding the write lock of a WAL database, the statements below do not wait for anyone.
-    try {
-      // Re-read under the write lock: another process may have migrated meanwhile.
-      const from = Number((await dbAll(db, 'PRAGMA user_version'))[0]?.['user_version'] ?? 0);
-      if (from > SQLITE_SCHEMA_VERSION) {
-        throw new BackendError('UNAVAILABLE', `${where} was migrated to schema version ${from} by a newer KBS while opening`);
-      }
-      for (let v = from + 1; v <= SQLITE_SCHEMA_VERSION; v++) {
-        await dbExec(db, MIGRATIONS[v - 1]!);
-      }
-      if (from < SQLITE_SCHEMA_VERSION) await dbExec(db, `PRAGMA user_version = ${SQLITE_SCHEMA_VERSION}`);
-      await dbExec(db, 'COMMIT');
-      return false;
-    } catch (e) {
-      try {
-        await dbExec(db, 'ROLLBACK');
-      } catch {
-        /* SQLite may have rolled back already (e.g. after SQLITE_FULL) */
-      }
-      if (sqliteCode(e) === 'SQLITE_READONLY') return true;
-      if (e instanceof BackendError) throw e;
-      throw SqliteBackend.openError(e, where, 'schema migration failed (rolled back)');
-    }
-  }
-
-  /** A no-op write: SQLITE_READONLY means the file, directory or file system refuses writes. */
-  private static async probeReadOnly(db: sqlite3.Database, where: string, deadline: number): Promise<boolean> {
-    try {
-      await retryBusy(deadline, () => dbExec(db, PROBE_WRITE_SQL));
-      return false;
-    } catch (e) {
-      if (sqliteCode(e) === 'SQLITE_READONLY') return true;
-      throw SqliteBackend.openError(e, where, 'write probe failed');
-    }
-  }
-
-  private static openError(e: unknown, where: string, what: string): BackendError {
-    if (e instanceof BackendError) return e;
-    const code = sqliteCode(e);
-    const detail = messageOf(e);
-    if (code !== undefined && CORRUPT_CODES.has(code)) {
-      return new BackendError('UNAVAILABLE', `${where} is corrupt or not an SQLite database (${detail}); restore it from a backup`, { cause: e });
-    }
-    if (code === 'SQLITE_CANTOPEN') {
-      return new BackendError(
-        'UNAVAILABLE',
-        `${where}: ${what} (${detail}): check that the file and its directory exist and are readable, and that the ` +
-          'directory is writable (WAL mode creates <db>-wal and <db>-shm next to the database)',
-        { cause: e },
-      );
-    }
-    if (code !== undefined && BUSY_CODES.has(code)) {
-      return new BackendError('UNAVAILABLE', `${where}: ${what}: the database stayed locked by another connection (${detail})`, { cause: e });
-    }
-    if (code === 'SQLITE_FULL') {
-      return new BackendError('UNAVAILABLE', `${where}: ${what}: disk full (${detail})`, { cause: e });
-    }
-    return new BackendError('UNAVAILABLE', `${where}: ${what} (${detail})`, { cause: e });
+    const opened = await openDatabaseFile({ dbPath, maxValueBytes, busyTimeoutMs, requireWritable });
+    return new SqliteBackend({ dbPath, ...opened, maxValueBytes, busyTimeoutMs });
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -615,58 +147,15 @@ export class SqliteBackend implements StorageBackend {
     }
   }
 
-  /** Maps a failure of a request's statement. Messages name the resource and file, never values. */
-  private requestError(e: unknown, name: string, action: 'read' | 'write' | 'delete' | 'list'): BackendError {
-    if (e instanceof BackendError) return e;
-    const code = sqliteCode(e);
-    const detail = messageOf(e);
-    const subject = action === 'list' ? `cannot list resources` : `cannot ${action} resource ${name}`;
-    const where = `Sqlite database ${this.dbPath}`;
-    switch (code) {
-      case 'SQLITE_FULL':
-        return new BackendError(
-          'IO',
-          `${subject}: disk full in ${where} (${detail}); ` +
-            (action === 'write' ? 'nothing was written, the previous value (if any) is unchanged' : 'the resource is unchanged'),
-          { cause: e },
-        );
-      case 'SQLITE_READONLY':
-      case 'SQLITE_PERM':
-        return new BackendError('READ_ONLY', `${subject}: ${where} refuses writes (${detail})`, { cause: e });
-      case 'SQLITE_BUSY':
-      case 'SQLITE_LOCKED':
-        return new BackendError(
-          'UNAVAILABLE',
-          `${subject}: ${where} stayed locked by another connection for more than busy_timeout = ${this.busyTimeoutMs} ms (${detail})`,
-          { cause: e },
-        );
-      case 'SQLITE_CORRUPT':
-      case 'SQLITE_NOTADB':
-        return new BackendError('UNAVAILABLE', `${subject}: ${where} is corrupt (${detail}); restore it from a backup`, { cause: e });
-      case 'SQLITE_CANTOPEN':
-        return new BackendError('UNAVAILABLE', `${subject}: ${where} cannot be opened any more (${detail})`, { cause: e });
-      case 'SQLITE_TOOBIG':
-        return new BackendError('TOO_LARGE', `${subject}: value above SQLite's size limit (${detail})`, { cause: e });
-      default:
-        return new BackendError('IO', `${subject} in ${where} (${detail})`, { cause: e });
-    }
-  }
-
   /**
-   * Runs one request's statement(s) with at most MAX_IN_FLIGHT of them on the pool. When a slot is
-   * free, `fn` starts synchronously, in the caller's tick.
+   * Runs one request's statement(s) through the queue (at most MAX_IN_FLIGHT on the pool). When a
+   * slot is free, `fn` starts synchronously, in the caller's tick.
    */
-  private async limited<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.inFlight < MAX_IN_FLIGHT) this.inFlight++;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
+  private limited<T>(fn: () => Promise<T>): Promise<T> {
+    return this.queue.run(async () => {
       this.ensureOpen(); // closed while waiting
       return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next !== undefined) next(); // hand the slot over
-      else this.inFlight--;
-    }
+    });
   }
 
   async get(p: ResourcePath): Promise<Uint8Array> {
@@ -679,7 +168,7 @@ export class SqliteBackend implements StorageBackend {
         return await stmtAll(this.stmts.get, key);
       } catch (e) {
         if (sqliteCode(e) === 'SQLITE_TOOBIG') throw await this.tooLarge(name, key, e);
-        throw this.requestError(e, name, 'read');
+        throw requestError(e, name, 'read', this);
       }
     });
     const row = rows[0];
@@ -723,12 +212,12 @@ export class SqliteBackend implements StorageBackend {
     // in this call when a slot is free; a put that has to wait takes its own copy now, so the caller
     // may reuse its buffer as soon as put() returns its promise.
     const blob =
-      this.inFlight < MAX_IN_FLIGHT ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : Buffer.from(value);
+      this.queue.hasFreeSlot ? Buffer.from(value.buffer, value.byteOffset, value.byteLength) : Buffer.from(value);
     await this.limited(async () => {
       try {
         await stmtRun(this.stmts.upsert, [rp.repo, rp.type, rp.tag, Date.now(), blob]);
       } catch (e) {
-        throw this.requestError(e, name, 'write');
+        throw requestError(e, name, 'write', this);
       }
     });
   }
@@ -742,7 +231,7 @@ export class SqliteBackend implements StorageBackend {
       try {
         return await stmtRun(this.stmts.delete, [rp.repo, rp.type, rp.tag]);
       } catch (e) {
-        throw this.requestError(e, name, 'delete');
+        throw requestError(e, name, 'delete', this);
       }
     });
     if (changes === 0) throw new BackendError('NOT_FOUND', `resource ${name} not found`);
@@ -754,7 +243,7 @@ export class SqliteBackend implements StorageBackend {
       try {
         return await stmtAll(this.stmts.list, []);
       } catch (e) {
-        throw this.requestError(e, '', 'list');
+        throw requestError(e, '', 'list', this);
       }
     });
     const out: ResourceInfo[] = [];

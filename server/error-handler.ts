@@ -27,6 +27,13 @@ export function errorHandler(log: Logger) {
         ctx.body = problem(e.code, e.detail);
         const cause = e.cause instanceof Error ? e.cause.message : e.cause === undefined ? undefined : String(e.cause);
         log.info({ method: ctx.method, path: ctx.path, status: e.status, error: e.code, cause }, 'request failed');
+      } else if (ctx.req.destroyed && !ctx.req.complete) {
+        // The client closed the connection in the middle of its request (the body read fails with
+        // "aborted"): nobody is left to answer and nothing is wrong with the server. Not an internal
+        // error; what is set here is never sent.
+        ctx.status = 400;
+        ctx.body = problem('BadRequest', 'Request aborted by the client');
+        log.info({ method: ctx.method, path: ctx.path, cause: e instanceof Error ? e.message : String(e) }, 'request aborted by the client');
       } else {
         ctx.status = 500;
         ctx.body = problem('InternalError', 'Internal server error');

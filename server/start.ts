@@ -5,7 +5,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile, mkdir } from 'node:fs/promises';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
@@ -86,6 +86,16 @@ function answerClientError(err: Error & { code?: string }, socket: import('node:
   const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
   const body = JSON.stringify(problem(tooLarge ? 'RequestHeaderTooLarge' : 'BadRequest', tooLarge ? 'Request headers too large' : 'Malformed HTTP request'));
   socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/**
+ * Requests Node would answer itself with an empty body: an HTTP/1.1 request without Host (RFC 9112
+ * §3.2: 400, then close) and an `Expect` other than 100-continue (417). Same statuses, problem body.
+ */
+function answerProblem(res: ServerResponse, status: number, code: string, detail: string, close: boolean): void {
+  const body = JSON.stringify(problem(code, detail));
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(close ? { Connection: 'close' } : {}) });
+  res.end(body);
 }
 
 /** The storage section of the configuration → the backend's options (secrets read now). */
@@ -187,7 +197,13 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
   const services = await buildServices(config, options);
   const { log } = services;
   const app = createApp(services);
-  const handler = app.callback();
+  const koa = app.callback();
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      return answerProblem(res, 400, 'BadRequest', 'Missing Host header', true);
+    }
+    void koa(req, res);
+  };
   let tls: { key: string; cert: string } | undefined;
   if (!config.httpServer.insecureHttp && config.httpServer.tls) {
     const key = await readFile(config.httpServer.tls.privateKeyPath, 'utf8');
@@ -199,10 +215,11 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
   try {
     for (const socket of config.httpServer.sockets) {
       const server = tls
-        ? createHttpsServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2' }, handler)
-        : createHttpServer(handler);
+        ? createHttpsServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', requireHostHeader: false }, handler)
+        : createHttpServer({ requireHostHeader: false }, handler); // the Host check is the handler's (a problem body)
       server.requestTimeout = 60_000;
       server.on('clientError', answerClientError);
+      server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => answerProblem(res, 417, 'ExpectationFailed', 'Only Expect: 100-continue is supported', false));
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(socket.port, socket.host, () => {

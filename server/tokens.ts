@@ -3,9 +3,8 @@
  * key as `jwk` in the header, plus `x5c` when a certificate chain is configured), and verifying
  * tokens presented on resource requests (ours, or issued by a trusted attestation service).
  */
-import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import { X509Certificate, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import {
-  SignJWT,
   createLocalJWKSet,
   decodeProtectedHeader,
   exportJWK,
@@ -20,6 +19,9 @@ import { KbsError } from './errors.js';
 
 export const TOKEN_LEEWAY_SECONDS = 60;
 const MAX_TOKEN_LENGTH = 256 * 1024;
+/** Verified tokens remembered (oldest forgotten first), and the longest token remembered. */
+const VERIFIED_CACHE_ENTRIES = 4096;
+const VERIFIED_CACHE_MAX_TOKEN_LENGTH = 16 * 1024;
 
 export class TokenSigner {
   private constructor(
@@ -47,9 +49,35 @@ export class TokenSigner {
     return new TokenSigner(privateKey, publicKey, publicJwk);
   }
 
+  /**
+   * The compact JWS that jose's `new SignJWT(claims).setProtectedHeader({typ: 'JWT', alg: 'ES256',
+   * jwk}).sign(key)` produces, byte for byte in header and payload (same checks, same structured
+   * clone and JSON serialization), with the ES256 signature (IEEE P1363 r‖s) computed synchronously:
+   * jose signs through WebCrypto, whose thread-pool job costs the event loop more than the signature.
+   */
   async sign(claims: JWTPayload): Promise<string> {
-    return new SignJWT(claims).setProtectedHeader({ typ: 'JWT', alg: 'ES256', jwk: this.publicJwk }).sign(this.privateKey);
+    if (!isObject(claims)) throw new TypeError('JWT Claims Set MUST be an object');
+    const claimsSet = structuredClone(claims);
+    for (const claim of ['iat', 'nbf', 'exp'] as const) {
+      const value = claimsSet[claim];
+      if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError(`"${claim}" claim must be a finite number`);
+    }
+    const header = { typ: 'JWT', alg: 'ES256', jwk: this.publicJwk };
+    const signingInput = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(claimsSet))}`;
+    const signature = sign('sha256', Buffer.from(signingInput, 'ascii'), { key: this.privateKey, dsaEncoding: 'ieee-p1363' });
+    return `${signingInput}.${signature.toString('base64url')}`;
   }
+}
+
+function b64u(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64url');
+}
+
+/** jose's `isObject`: a plain object (prototype null, or a prototype whose prototype is null). */
+function isObject(input: unknown): input is Record<string, unknown> {
+  if (typeof input !== 'object' || input === null || Object.prototype.toString.call(input) !== '[object Object]') return false;
+  const prototype: unknown = Object.getPrototypeOf(input);
+  return prototype === null || Object.getPrototypeOf(prototype) === null;
 }
 
 export interface TokenVerifierOptions {
@@ -72,9 +100,27 @@ function sameKey(a: JWK, b: JWK): boolean {
   return a.kty === b.kty && a.crv === b.crv && a.x === b.x && a.y === b.y && a.n === b.n && a.e === b.e;
 }
 
+/**
+ * A token whose signature and trust were verified: everything about it that does not depend on the
+ * clock. `nbf`/`exp` are checked again at every use, exactly as jose's jwtVerify checks them.
+ */
+interface VerifiedToken {
+  /** The decoded claims JSON, parsed afresh for every caller. */
+  payloadText: string;
+  nbf: number | undefined;
+  exp: number;
+}
+
 export class TokenVerifier {
   private readonly ownJwk: Promise<JWK | undefined>;
   private readonly jwkSets: ReturnType<typeof createLocalJWKSet>[];
+  /**
+   * Tokens already verified, by their exact text. A resource GET verifies its token every time (the
+   * session's token or the Bearer one); the signature check and key import dominate that cost, and
+   * their outcome for a given token never changes: the keys trusted here are fixed at construction.
+   * Tokens trusted through an x5c chain are not remembered (certificate validity depends on the date).
+   */
+  private readonly verified = new Map<string, VerifiedToken>();
 
   constructor(private readonly options: TokenVerifierOptions) {
     this.ownJwk = options.ownKey ? exportJWK(options.ownKey) : Promise.resolve(undefined);
@@ -84,6 +130,12 @@ export class TokenVerifier {
   /** Verifies signature, trust and `exp` (60 s leeway). Returns the claims or throws TokenVerifierError. */
   async verify(token: string): Promise<JWTPayload> {
     if (token.length > MAX_TOKEN_LENGTH) throw fail('token too long');
+    const now = this.options.now?.() ?? new Date();
+    const known = this.verified.get(token);
+    if (known !== undefined) {
+      const nowSeconds = Math.floor(now.getTime() / 1000);
+      if (Number.isFinite(nowSeconds)) return this.checkTimes(token, known, nowSeconds);
+    }
     let header: ProtectedHeaderParameters;
     try {
       header = decodeProtectedHeader(token);
@@ -91,7 +143,6 @@ export class TokenVerifier {
       throw fail('malformed token header');
     }
     if (typeof header.alg !== 'string' || header.alg === 'none') throw fail('missing or forbidden alg');
-    const now = this.options.now?.() ?? new Date();
     const verifyOptions = { clockTolerance: TOKEN_LEEWAY_SECONDS, requiredClaims: ['exp'], currentDate: now };
     try {
       if (header.jwk) {
@@ -101,18 +152,25 @@ export class TokenVerifier {
         const own = await this.ownJwk;
         if (own !== undefined && this.options.ownKey && sameKey(own, jwk)) {
           // our own token: verify with the key object we already hold (no import per request)
-          return (await jwtVerify(token, this.options.ownKey, { ...verifyOptions, algorithms: [alg] })).payload;
+          const { payload } = await jwtVerify(token, this.options.ownKey, { ...verifyOptions, algorithms: [alg] });
+          this.remember(token, payload);
+          return payload;
         }
         let trusted = false;
         if (this.options.trustedCerts && this.options.trustedCerts.length > 0) trusted = await this.chainTrusted(jwk, now);
         if (!trusted && !this.options.insecureHeaderJwk) throw fail('the token key is not trusted');
         const key = await importJWK({ ...jwk, x5c: undefined }, alg);
-        return (await jwtVerify(token, key, { ...verifyOptions, algorithms: [alg] })).payload;
+        const { payload } = await jwtVerify(token, key, { ...verifyOptions, algorithms: [alg] });
+        // trust that came from a certificate chain depends on the date: not remembered
+        if (this.options.insecureHeaderJwk) this.remember(token, payload);
+        return payload;
       }
       if (typeof header.kid === 'string') {
         for (const set of this.jwkSets) {
           try {
-            return (await jwtVerify(token, set, verifyOptions)).payload;
+            const { payload } = await jwtVerify(token, set, verifyOptions);
+            this.remember(token, payload);
+            return payload;
           } catch {
             // try the next set
           }
@@ -124,6 +182,53 @@ export class TokenVerifier {
       if (e instanceof KbsError) throw e;
       throw fail(e instanceof Error ? e.message : 'verification failed');
     }
+  }
+
+  /**
+   * A token `signer` has just issued: when `signer` is our own trusted key, `verify` would accept this
+   * exact text on its signature and trust (the header carries that key, with alg ES256), so only its
+   * claims are checked, as jwtVerify checks them, and the token is remembered. The first resource
+   * GET of an RCAR flow then skips a signature verification of a token this process signed.
+   */
+  rememberIssued(token: string, signer: TokenSigner): void {
+    if (this.options.ownKey === undefined || !this.options.ownKey.equals(signer.publicKey)) return;
+    if (token.length > MAX_TOKEN_LENGTH) return;
+    const encodedPayload = token.split('.')[1];
+    if (encodedPayload === undefined) return;
+    let payload: unknown;
+    try {
+      payload = JSON.parse(Buffer.from(encodedPayload, 'base64url').toString('utf8'));
+    } catch {
+      return;
+    }
+    if (!isObject(payload)) return;
+    const numberOrAbsent = (v: unknown) => v === undefined || typeof v === 'number';
+    if (typeof payload['exp'] !== 'number' || !numberOrAbsent(payload['iat']) || !numberOrAbsent(payload['nbf'])) return;
+    this.remember(token, payload);
+  }
+
+  /** The `nbf`/`exp` checks of jose's jwtVerify (same tolerance, same messages) for a known token. */
+  private checkTimes(token: string, known: VerifiedToken, nowSeconds: number): JWTPayload {
+    if (known.nbf !== undefined && known.nbf > nowSeconds + TOKEN_LEEWAY_SECONDS) throw fail('"nbf" claim timestamp check failed');
+    if (known.exp <= nowSeconds - TOKEN_LEEWAY_SECONDS) {
+      this.verified.delete(token);
+      throw fail('"exp" claim timestamp check failed');
+    }
+    return JSON.parse(known.payloadText) as JWTPayload;
+  }
+
+  private remember(token: string, payload: JWTPayload): void {
+    if (token.length > VERIFIED_CACHE_MAX_TOKEN_LENGTH || typeof payload.exp !== 'number') return;
+    if (payload.nbf !== undefined && typeof payload.nbf !== 'number') return;
+    const encodedPayload = token.split('.')[1];
+    if (encodedPayload === undefined) return;
+    if (this.verified.size >= VERIFIED_CACHE_ENTRIES) {
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    // jose has decoded exactly these bytes (strict UTF-8) and parsed them into `payload`
+    const payloadText = Buffer.from(encodedPayload, 'base64url').toString('utf8');
+    this.verified.set(token, { payloadText, nbf: payload.nbf, exp: payload.exp });
   }
 
   /** The x5c chain in the jwk validates to a trusted certificate and its leaf holds this key. */

@@ -7,12 +7,11 @@
  * chmod does not stop writes, so they run the backend in a child process: as `nobody` (EACCES on a
  * 0555 directory), or inside a private mount namespace (`unshare -m`) with a read-only bind mount
  * (EROFS) or a tiny tmpfs (ENOSPC). The mounts exist only in the child's namespace. Run as a normal
- * user, the EACCES case runs as that user and the mount cases are skipped.
+ * user, the EACCES case runs as that user and the mount cases are skipped. The child process and
+ * the mounts come from helpers/fs-backend-child.ts and helpers/namespaces.ts.
  */
 import test, { type ExecutionContext } from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -26,10 +25,11 @@ import {
   type ResourcePath,
 } from '../backends/index.js';
 import { backendContract, expectBackendError } from './backend-contract.js';
+import { runChild } from './helpers/fs-backend-child.js';
+import { canDropPrivileges, canUnshareMount, isRoot, NOBODY, readOnlyBindMount, tmpfsMount } from './helpers/namespaces.js';
 
 const enc = (s: string): Buffer => Buffer.from(s, 'utf8');
 const rp = (s: string): ResourcePath => resourcePathFromString(s);
-const BACKENDS_URL = new URL('../backends/index.js', import.meta.url).href;
 
 async function makeBase(): Promise<string> {
   return fs.mkdtemp(path.join(os.tmpdir(), 'kbs-localfs-'));
@@ -89,109 +89,9 @@ async function place(file: string, content: string | Uint8Array): Promise<void> 
 }
 
 // ---------------------------------------------------------------------------------------------------
-// What this machine can do (probed once, synchronously, at load).
-
-const uid = process.getuid?.();
-const isRoot = uid === 0;
-const NOBODY = 65534;
-
-const canDropPrivileges =
-  isRoot && spawnSync(process.execPath, ['-e', ''], { uid: NOBODY, gid: NOBODY, stdio: 'ignore' }).status === 0;
-
-const canUnshareMount = ((): boolean => {
-  if (!isRoot) return false;
-  const probe = mkdtempSync(path.join(os.tmpdir(), 'kbs-unshare-probe-'));
-  try {
-    const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=16k kbs-probe "$0"', probe], {
-      stdio: 'ignore',
-    });
-    return r.status === 0;
-  } catch {
-    return false;
-  } finally {
-    rmSync(probe, { recursive: true, force: true });
-  }
-})();
+// What this machine can do (probed once, synchronously, at load; more in helpers/namespaces.ts).
 
 const hasMkfifo = spawnSync('mkfifo', ['--version'], { stdio: 'ignore' }).status === 0;
-
-// ---------------------------------------------------------------------------------------------------
-// A child process running the compiled backend: for privilege drops and private mount namespaces.
-
-type ChildOp =
-  | { op: 'open'; dir: string }
-  | { op: 'get' | 'delete'; path: string }
-  | { op: 'put'; path: string; value: string /* base64 */ }
-  | { op: 'list' }
-  | { op: 'readdir'; dir: string };
-
-interface ChildResult {
-  ok: boolean;
-  code?: string;
-  name?: string;
-  message?: string;
-  readOnly?: boolean;
-  value?: string;
-  list?: Array<[string, number]>;
-  entries?: string[];
-}
-
-const CHILD_SCRIPT = `
-import { readdir } from 'node:fs/promises';
-const { LocalFsBackend, resourcePathFromString } = await import(process.env.KBS_BACKENDS_URL);
-const chunks = [];
-for await (const c of process.stdin) chunks.push(c);
-const ops = JSON.parse(Buffer.concat(chunks).toString());
-const out = [];
-let backend;
-for (const op of ops) {
-  try {
-    switch (op.op) {
-      case 'open': backend = await LocalFsBackend.open({ dirPath: op.dir }); out.push({ ok: true, readOnly: backend.readOnly }); break;
-      case 'get': out.push({ ok: true, value: Buffer.from(await backend.get(resourcePathFromString(op.path))).toString('base64') }); break;
-      case 'put': await backend.put(resourcePathFromString(op.path), Buffer.from(op.value, 'base64')); out.push({ ok: true }); break;
-      case 'delete': await backend.delete(resourcePathFromString(op.path)); out.push({ ok: true }); break;
-      case 'list': out.push({ ok: true, list: (await backend.list()).map((i) => [i.path, i.size]) }); break;
-      case 'readdir': out.push({ ok: true, entries: (await readdir(op.dir)).sort() }); break;
-      default: throw new Error('unknown op ' + op.op);
-    }
-  } catch (e) {
-    out.push({ ok: false, code: e.code, name: e.name, message: e.message });
-  }
-}
-if (backend) await backend.close();
-process.stdout.write(JSON.stringify(out));
-`;
-
-async function runChild(
-  ops: ChildOp[],
-  how: { uid?: number; mountSetup?: string } = {},
-): Promise<ChildResult[]> {
-  const nodeArgs = ['--input-type=module', '-e', CHILD_SCRIPT];
-  const [cmd, args] =
-    how.mountSetup === undefined
-      ? [process.execPath, nodeArgs]
-      : ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', `set -e; ${how.mountSetup}; exec "$@"`, 'sh', process.execPath, ...nodeArgs]];
-  const child = spawn(cmd, args, {
-    env: { ...process.env, KBS_BACKENDS_URL: BACKENDS_URL },
-    stdio: ['pipe', 'pipe', 'pipe'],
-    ...(how.uid === undefined ? {} : { uid: how.uid, gid: how.uid }),
-  });
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => stdout.push(c));
-  child.stderr.on('data', (c: Buffer) => stderr.push(c));
-  // Ops go over stdin: values can be larger than an environment variable may be.
-  child.stdin.end(JSON.stringify(ops));
-  const [status] = (await once(child, 'close')) as [number | null];
-  if (status !== 0) throw new Error(`child exited with ${status}: ${Buffer.concat(stderr).toString()}`);
-  return JSON.parse(Buffer.concat(stdout).toString()) as ChildResult[];
-}
-
-function shq(p: string): string {
-  if (p.includes("'")) throw new Error(`unexpected quote in ${p}`);
-  return `'${p}'`;
-}
 
 const b64 = (s: string | Uint8Array): string => Buffer.from(s).toString('base64');
 
@@ -456,7 +356,7 @@ test('LocalFs: Azure Key Vault CSI layout (..data symlinks inside the root) is s
 // ---------------------------------------------------------------------------------------------------
 // Read-only storage, disk full (child processes; see the header).
 
-const eaccesTest = isRoot && !canDropPrivileges ? test.skip : test;
+const eaccesTest = isRoot && !canDropPrivileges() ? test.skip : test;
 eaccesTest('LocalFs: unwritable directories (EACCES) give READ_ONLY on put/delete, reads still work', async (t) => {
   const base = await makeBase();
   try {
@@ -524,7 +424,7 @@ eaccesTest('LocalFs: unwritable directories (EACCES) give READ_ONLY on put/delet
   }
 });
 
-const mountTest = canUnshareMount ? test : test.skip;
+const mountTest = canUnshareMount() ? test : test.skip;
 
 mountTest('LocalFs: read-only mounts (EROFS): a CSI volume under default/akv and a read-only root', async (t) => {
   const base = await makeBase();
@@ -537,12 +437,7 @@ mountTest('LocalFs: read-only mounts (EROFS): a CSI volume under default/akv and
     const roRoot = path.join(base, 'ro-root');
     await fs.mkdir(roRoot);
     const akv = path.join(root, 'default', 'akv');
-    const setup = [
-      `mount --bind ${shq(csi)} ${shq(akv)}`,
-      `mount -o remount,bind,ro ${shq(akv)}`,
-      `mount --bind ${shq(root)} ${shq(roRoot)}`,
-      `mount -o remount,bind,ro ${shq(roRoot)}`,
-    ].join('; ');
+    const setup = [readOnlyBindMount(csi, akv), readOnlyBindMount(root, roRoot)].join('; ');
 
     const r = await runChild(
       [
@@ -616,7 +511,7 @@ mountTest('LocalFs: disk full (ENOSPC) gives IO, keeps the old value and leaves 
         { op: 'put', path: 'default/key/small', value: b64('fits') },
         { op: 'get', path: 'default/key/small' },
       ],
-      { mountSetup: `mount -t tmpfs -o size=256k,mode=0700 kbs-test ${shq(root)}` },
+      { mountSetup: tmpfsMount(root, '256k') },
     );
     t.like(r[0], { ok: true, readOnly: false });
     t.like(r[1], { ok: true });

@@ -11,10 +11,6 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
 import { inspect } from 'node:util';
@@ -29,6 +25,7 @@ import {
 } from '../backends/index.js';
 import { decodeObjectId, encodeObjectId } from '../backends/pkcs11/object-id.js';
 import { backendContract, expectBackendError } from './backend-contract.js';
+import { canUnshareMount, tmpfsMount } from './helpers/namespaces.js';
 import { rawPkcs11, runBackendChild, setupSoftHsm, type RawObject, type SoftHsm } from './helpers/softhsm.js';
 
 const CONTRACT_TOKENS = 16;
@@ -153,8 +150,10 @@ function register(hsm: SoftHsm): void {
       t.log(figures);
       console.log(figures);
       // Targets: delay < 20 ms, reads >= 5,000/s. Asserted with margin against CI noise.
-      t.true(maxDelayMs < 100, `event loop blocked for ${maxDelayMs} ms during HSM writes`);
-      t.true(readsPerSec >= 2_500, `only ${readsPerSec.toFixed(0)} cached reads/s`);
+      // Figures and their targets live in `npm run bench:backends`; here only gross failures count
+      // (HSM calls on the event loop block it for seconds; a loaded CI machine must not flake this).
+      t.true(maxDelayMs < 1000, `event loop blocked for ${maxDelayMs} ms during HSM writes (calls not on the worker?)`);
+      t.true(readsPerSec >= 200, `only ${readsPerSec.toFixed(0)} cached reads/s`);
       t.is(after.findCalls, before.findCalls, 'cached reads must not call C_FindObjects');
       t.is(after.valueReads - before.valueReads, reads);
     } finally {
@@ -350,19 +349,7 @@ function register(hsm: SoftHsm): void {
     }
   });
 
-  const canUnshareMount = ((): boolean => {
-    if (process.getuid?.() !== 0) return false;
-    const probe = mkdtempSync(path.join(os.tmpdir(), 'kbs-unshare-probe-'));
-    try {
-      const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs -o size=16k kbs-probe "$0"', probe], { stdio: 'ignore' });
-      return r.status === 0;
-    } catch {
-      return false;
-    } finally {
-      rmSync(probe, { recursive: true, force: true });
-    }
-  })();
-  const mountTest = canUnshareMount ? test : test.skip;
+  const mountTest = canUnshareMount() ? test : test.skip;
 
   // SoftHSM finding: after a create fails on a full disk it leaves the partial object file behind,
   // and later small creates report success but are written as empty files (lost at restart). So
@@ -387,7 +374,7 @@ function register(hsm: SoftHsm): void {
           { op: 'list' },
           { op: 'stats' },
         ],
-        { unshareMount: `mount -t tmpfs -o size=256k,mode=0700 kbs-softhsm '${own.tokenDir}'` },
+        { unshareMount: tmpfsMount(own.tokenDir, '256k', 'kbs-softhsm') },
       );
       t.like(r[1], { ok: true, tokenLabel: 'full' });
       t.like(r[2], { ok: true });
@@ -518,7 +505,7 @@ function register(hsm: SoftHsm): void {
     const backend = recording(await open('timeout', { callTimeoutMs: 300 }));
     try {
       await backend.put(rp('default/key/k'), enc('v'));
-      const stall = backend.simulateStall(1_200).then(
+      const stall = backend.simulateStall(4_000).then(
         () => null,
         (e: unknown) => e,
       );
@@ -526,9 +513,9 @@ function register(hsm: SoftHsm): void {
       const err = await capture(t, backend.get(rp('default/key/k')), 'UNAVAILABLE');
       const waited = performance.now() - t0;
       t.regex(err.message, /PKCS#11 get of default\/key\/k on token "timeout" did not complete within 300 ms/);
-      t.true(waited < 1_000, `waited ${waited} ms`);
+      t.true(waited < 3_000, `waited ${waited} ms (a 300 ms deadline must not wait for the 4 s stuck call)`);
       t.true((await stall) instanceof BackendError);
-      await delay(1_200);
+      await delay(4_000);
       t.is(text(await backend.get(rp('default/key/k'))), 'v');
     } finally {
       await backend.close();

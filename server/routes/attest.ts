@@ -46,6 +46,7 @@ export function attestRoute(s: Services): Step[] {
       throw e;
     }
     const token = await s.signer.sign(claims);
+    s.verifier.rememberIssued(token, s.signer);
     const attested = await s.sessions.attest(session.id, token);
     if (!attested) throw attestFailed('the session expired during attestation');
     s.log.info({ tee: session.tee }, 'attestation succeeded');

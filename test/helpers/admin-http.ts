@@ -8,12 +8,10 @@ import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { Writable } from 'node:stream';
 import type { ExecutionContext } from 'ava';
 import { SignJWT, type JWTPayload } from 'jose';
-import { parseConfigText } from '../../config/index.js';
-import { createLogger } from '../../server/log.js';
 import { startKbs } from '../../server/start.js';
+import { testServerSetup } from './kbs-server.js';
 
 export const ERR = 'https://github.com/confidential-containers/kbs/errors/';
 
@@ -163,24 +161,16 @@ export async function startDirect(o: { workDir?: string; toml?: string; shutdown
 }> {
   const workDir = o.workDir ?? mkdtempSync(join(tmpdir(), 'kbs-direct-'));
   const base = `work_dir = ${JSON.stringify(workDir)}\n${o.toml ?? ''}\n`;
-  const text = /\[http_server\]/.test(base) ? base : `${base}\n[http_server]\nsockets = ["127.0.0.1:0"]\ninsecure_http = true\n`;
-  const config = parseConfigText(text, { cwd: workDir, source: join(workDir, 'kbs-config.toml') });
-  const chunks: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      chunks.push(chunk.toString('utf8'));
-      cb();
-    },
-  });
+  const { config, log, logs } = testServerSetup(base, workDir);
   const running = await startKbs(config, {
-    log: createLogger({ level: 'debug', destination }),
+    log,
     ...(o.shutdownGraceMs !== undefined ? { shutdownGraceMs: o.shutdownGraceMs } : {}),
   });
   return {
     url: running.urls[0] as string,
     workDir,
     adminToken: readFileSync(join(workDir, 'admin-token'), 'utf8').trim(),
-    logs: () => chunks.join(''),
+    logs,
     close: () => running.close(),
   };
 }

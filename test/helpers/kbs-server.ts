@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { parseConfigText } from '../../config/index.js';
-import { createLogger } from '../../server/log.js';
+import { parseConfigText, type KbsConfig } from '../../config/index.js';
+import { createLogger, type Logger } from '../../server/log.js';
 import { startKbs, type RunningKbs } from '../../server/start.js';
 import { setupSoftHsm, type SoftHsm } from './softhsm.js';
 
@@ -66,13 +66,12 @@ function storageToml(workDir: string): string {
   }
 }
 
-export async function startTestKbs(options: TestKbsOptions = {}): Promise<TestKbs> {
-  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'kbs-test-'));
-  const extra = options.toml ?? '';
-  const toml = `work_dir = ${JSON.stringify(workDir)}
-${extra}
-${/\[\[plugins\]\]|^plugins\s*=/m.test(extra) ? '' : storageToml(workDir)}
-`;
+/**
+ * What every test server starts from: its configuration parsed from `toml` (plain HTTP on an
+ * ephemeral loopback port unless the TOML has an [http_server] section) and a debug logger that
+ * writes to memory, with everything logged so far.
+ */
+export function testServerSetup(toml: string, workDir: string): { config: KbsConfig; log: Logger; logs(): string } {
   const text = /\[http_server\]/.test(toml) ? toml : `${toml}\n[http_server]\nsockets = ["127.0.0.1:0"]\ninsecure_http = true\n`;
   const config = parseConfigText(text, { cwd: workDir, source: join(workDir, 'kbs-config.toml') });
   const chunks: string[] = [];
@@ -83,6 +82,17 @@ ${/\[\[plugins\]\]|^plugins\s*=/m.test(extra) ? '' : storageToml(workDir)}
     },
   });
   const log = createLogger({ level: 'debug', destination });
+  return { config, log, logs: () => chunks.join('') };
+}
+
+export async function startTestKbs(options: TestKbsOptions = {}): Promise<TestKbs> {
+  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'kbs-test-'));
+  const extra = options.toml ?? '';
+  const toml = `work_dir = ${JSON.stringify(workDir)}
+${extra}
+${/\[\[plugins\]\]|^plugins\s*=/m.test(extra) ? '' : storageToml(workDir)}
+`;
+  const { config, log, logs } = testServerSetup(toml, workDir);
   const running = await startKbs(config, { log, ...(options.now ? { now: options.now } : {}) });
   let adminToken: string | undefined;
   if (config.admin.mode === 'AuthenticatedAuthorization' && config.admin.generatedCredentials) {
@@ -93,7 +103,7 @@ ${/\[\[plugins\]\]|^plugins\s*=/m.test(extra) ? '' : storageToml(workDir)}
     workDir,
     running,
     adminToken,
-    logs: () => chunks.join(''),
+    logs,
     close: () => running.close(),
   };
 }

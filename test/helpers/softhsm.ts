@@ -11,12 +11,12 @@
  * softhsm2 is a Debian package (`apt-get install -y softhsm2`); when it is missing, setup throws an
  * error saying so, and the PKCS#11 tests fail with it (they never skip).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runNodeChild } from './namespaces.js';
 
 export const INSTALL_HINT = 'install it with `apt-get update && apt-get install -y softhsm2` (Debian package softhsm2; .ci/run does this)';
 
@@ -161,21 +161,8 @@ export type RawResult =
   | { ok: true }
   | { ok: false; message: string };
 
-async function runNode(script: string, input: unknown, env: Record<string, string>, wrap?: { unshareMount: string }): Promise<unknown> {
-  const nodeArgs = [script];
-  const [cmd, args] =
-    wrap === undefined
-      ? [process.execPath, nodeArgs]
-      : ['unshare', ['-m', '--propagation', 'private', 'sh', '-c', `set -e; ${wrap.unshareMount}; exec "$@"`, 'sh', process.execPath, ...nodeArgs]];
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-  const stdout: Buffer[] = [];
-  const stderr: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => stdout.push(c));
-  child.stderr.on('data', (c: Buffer) => stderr.push(c));
-  child.stdin.end(JSON.stringify(input));
-  const [status] = (await once(child, 'close')) as [number | null];
-  if (status !== 0) throw new Error(`${script} exited with ${status}: ${Buffer.concat(stderr).toString()}`);
-  return JSON.parse(Buffer.concat(stdout).toString()) as unknown;
+function runNode(script: string, input: unknown, env: Record<string, string>, wrap?: { unshareMount: string }): Promise<unknown> {
+  return runNodeChild([script], input, { env, name: script, ...(wrap === undefined ? {} : { mountSetup: wrap.unshareMount }) });
 }
 
 const RAW_CHILD = new URL('./pkcs11-raw-child.js', import.meta.url).pathname;
