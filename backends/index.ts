@@ -4,9 +4,9 @@
  * cases of the switch.
  */
 import { BackendError, type StorageBackend } from './types.js';
-import { LocalFsBackend } from './local-fs.js';
+import { LocalFsBackend, type LocalFsOptions } from './local-fs.js';
 import { SqliteBackend, type SqliteOptions } from './sqlite.js';
-import { Pkcs11Backend, type Pkcs11Logger, type Pkcs11Options } from './pkcs11/backend.js';
+import { Pkcs11Backend, type Pkcs11Options } from './pkcs11/backend.js';
 
 export {
   BackendError,
@@ -52,55 +52,31 @@ export {
 } from './pkcs11/backend.js';
 
 /** Trustee's default: `[[plugins]] name = "resource", type = "LocalFs", dir_path = …`. */
-export interface LocalFsBackendConfig {
-  type: 'LocalFs';
-  dirPath: string;
-  maxValueBytes?: number;
-}
+export type LocalFsBackendConfig = { type: 'LocalFs' } & Pick<LocalFsOptions, 'dirPath' | 'maxValueBytes'>;
 
 /** `[[plugins]] name = "resource", type = "Sqlite", db_path = …`: one SQLite file (WAL). */
-export interface SqliteBackendConfig {
-  type: 'Sqlite';
-  dbPath: string;
-  maxValueBytes?: number;
-}
+export type SqliteBackendConfig = { type: 'Sqlite' } & Pick<SqliteOptions, 'dbPath' | 'maxValueBytes'>;
 
 /**
  * `[[plugins]] name = "resource", type = "Pkcs11", module = …, slot_index | token_label, pin | pin_file`:
  * resources as generic-secret token objects in an HSM. `pin` is already resolved by the config layer.
  */
-export interface Pkcs11BackendConfig {
-  type: 'Pkcs11';
-  module: string;
-  slotIndex?: number;
-  tokenLabel?: string;
-  pin: string;
-  maxValueBytes?: number;
-  callTimeoutMs?: number;
-  logger?: Pkcs11Logger;
-}
+export type Pkcs11BackendConfig = { type: 'Pkcs11' } & Pkcs11Options;
 
 export type BackendConfig = LocalFsBackendConfig | SqliteBackendConfig | Pkcs11BackendConfig;
 
 export async function openBackend(config: BackendConfig): Promise<StorageBackend> {
   switch (config.type) {
     case 'LocalFs': {
-      const options: { dirPath: string; maxValueBytes?: number } = { dirPath: config.dirPath };
-      if (config.maxValueBytes !== undefined) options.maxValueBytes = config.maxValueBytes;
+      const { type: _type, ...options } = config;
       return LocalFsBackend.open(options);
     }
     case 'Sqlite': {
-      const options: SqliteOptions = { dbPath: config.dbPath };
-      if (config.maxValueBytes !== undefined) options.maxValueBytes = config.maxValueBytes;
+      const { type: _type, ...options } = config;
       return SqliteBackend.open(options);
     }
     case 'Pkcs11': {
-      const options: Pkcs11Options = { module: config.module, pin: config.pin };
-      if (config.slotIndex !== undefined) options.slotIndex = config.slotIndex;
-      if (config.tokenLabel !== undefined) options.tokenLabel = config.tokenLabel;
-      if (config.maxValueBytes !== undefined) options.maxValueBytes = config.maxValueBytes;
-      if (config.callTimeoutMs !== undefined) options.callTimeoutMs = config.callTimeoutMs;
-      if (config.logger !== undefined) options.logger = config.logger;
+      const { type: _type, ...options } = config;
       return Pkcs11Backend.open(options);
     }
     default: {
