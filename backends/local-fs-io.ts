@@ -2,12 +2,13 @@
  * File system primitives of the LocalFs backend: errno classification and readable reasons, the
  * inside-the-root check, temp file names, quiet close/unlink for error paths, and directory fsync.
  */
-import { constants as fsConstants } from 'node:fs';
+import { closeSync, constants as fsConstants, readSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import { errnoOf, errnoReason } from './errno.js';
+import { BackendError } from './types.js';
 
 const TEMP_PREFIX = '.kbs-tmp-';
 /** Exactly the names this backend creates; never matches the resource segment regex (leading dot). */
@@ -72,4 +73,37 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await closeQuietly(handle);
   }
+}
+
+export function closeSyncQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    /* already failing or already read; nothing to report */
+  }
+}
+
+/**
+ * Reads an open file to EOF, never more than `max` bytes (a file edited in place may change size while
+ * being read). The buffer has one spare byte so that EOF is seen without reallocating; it is zeroed
+ * and never pooled, so the returned view exposes no other memory.
+ */
+export function readCappedSync(fd: number, sizeHint: number, max: number, name: string, real: string): Uint8Array {
+  const tooLarge = (): BackendError =>
+    new BackendError('TOO_LARGE', `resource ${name} grew above the limit of ${max} bytes (${real})`);
+  let buf = Buffer.alloc(Math.min(sizeHint, max) + 1);
+  let used = 0;
+  for (;;) {
+    if (used === buf.length) {
+      if (used > max) throw tooLarge();
+      const next = Buffer.alloc(Math.min(Math.max(buf.length * 2, 64 * 1024), max + 1));
+      buf.copy(next, 0, 0, used);
+      buf = next;
+    }
+    const bytesRead = readSync(fd, buf, used, buf.length - used, used);
+    if (bytesRead === 0) break;
+    used += bytesRead;
+  }
+  if (used > max) throw tooLarge();
+  return buf.subarray(0, used);
 }

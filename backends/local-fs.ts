@@ -10,15 +10,19 @@
  * - Writes are atomic: a temp file `.kbs-tmp-<hex>` (mode 0600; the leading dot keeps it out of the
  *   resource namespace) in the target directory, fsync, rename over the target, fsync the directory.
  *   A failed write leaves the previous value intact and removes its temp file.
- * - Only fs/promises is used: no synchronous I/O.
+ * - Reads (`get`) use synchronous system calls after yielding to the event loop once: a resource is
+ *   small and normally in the page cache (a local disk, tmpfs or a CSI volume), where realpath, open,
+ *   fstat, read and close take microseconds, while six thread-pool round trips cost more than the
+ *   JWE that follows. Writes, listing and the temp-file sweep use fs/promises.
  *
  * The file system primitives are in `local-fs-io.ts`; listing and the stale temp file sweep are in
  * `local-fs-scan.ts`.
  */
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, fstatSync, openSync, realpathSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { BackendError, type ResourceInfo, type ResourcePath, type StorageBackend } from './types.js';
 import { assertValidResourcePath, formatResourcePath } from './resource-path.js';
 import {
@@ -26,6 +30,8 @@ import {
   NO_SPACE_ERRNOS,
   READ_ONLY_ERRNOS,
   closeQuietly,
+  closeSyncQuietly,
+  readCappedSync,
   errnoOf,
   isInside,
   reason,
@@ -163,15 +169,20 @@ export class LocalFsBackend implements StorageBackend {
     const p = assertValidResourcePath(resourcePath);
     this.ensureOpen();
     const name = formatResourcePath(p);
-    const real = await this.resolveResource(p);
-    if (real === null) throw new BackendError('NOT_FOUND', `resource ${name} not found`);
-
-    let handle: FileHandle | undefined;
+    // The read below is synchronous (no thread-pool round trips); yield to the event loop first so a
+    // caller looping on get() cannot starve I/O.
+    await yieldToEventLoop();
+    this.ensureOpen();
+    const logical = path.join(this.realRoot, p.repo, p.type, p.tag);
+    let real: string | undefined;
+    let fd: number | undefined;
     try {
+      real = realpathSync.native(logical);
+      if (!isInside(this.realRoot, real)) throw new BackendError('NOT_FOUND', `resource ${name} not found`);
       // O_NOFOLLOW: the resolved path must not have become a symlink since realpath.
       // O_NONBLOCK: a FIFO planted in the repository must not hang the request.
-      handle = await fs.open(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
-      const st = await handle.stat();
+      fd = openSync(real, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+      const st = fstatSync(fd);
       if (!st.isFile()) throw new BackendError('NOT_FOUND', `resource ${name} not found (${real} is not a regular file)`);
       if (st.size > this.maxValueBytes) {
         throw new BackendError(
@@ -179,44 +190,17 @@ export class LocalFsBackend implements StorageBackend {
           `resource ${name} is ${st.size} bytes, above the limit of ${this.maxValueBytes} bytes (${real})`,
         );
       }
-      return await this.readCapped(handle, st.size, name, real);
+      return readCappedSync(fd, st.size, this.maxValueBytes, name, real);
     } catch (e) {
       if (e instanceof BackendError) throw e;
       const code = errnoOf(e);
       if (code !== undefined && ABSENT_ERRNOS.has(code)) {
         throw new BackendError('NOT_FOUND', `resource ${name} not found`, { cause: e });
       }
-      throw new BackendError('IO', `LocalFs: cannot read resource ${name} from ${real}: ${reason(e)}`, { cause: e });
+      throw new BackendError('IO', `LocalFs: cannot read resource ${name} from ${real ?? logical}: ${reason(e)}`, { cause: e });
     } finally {
-      await closeQuietly(handle);
+      if (fd !== undefined) closeSyncQuietly(fd);
     }
-  }
-
-  /**
-   * Reads to EOF, never more than maxValueBytes (a file edited in place may change size while being
-   * read). The buffer has one spare byte so that EOF is seen without reallocating; it is zeroed and
-   * never pooled, so the returned view exposes no other memory.
-   */
-  private async readCapped(handle: FileHandle, sizeHint: number, name: string, real: string): Promise<Uint8Array> {
-    let buf = Buffer.alloc(sizeHint + 1);
-    let used = 0;
-    for (;;) {
-      if (used === buf.length) {
-        if (used > this.maxValueBytes) {
-          throw new BackendError('TOO_LARGE', `resource ${name} grew above the limit of ${this.maxValueBytes} bytes (${real})`);
-        }
-        const next = Buffer.alloc(Math.min(Math.max(buf.length * 2, 64 * 1024), this.maxValueBytes + 1));
-        buf.copy(next, 0, 0, used);
-        buf = next;
-      }
-      const { bytesRead } = await handle.read(buf, used, buf.length - used, used);
-      if (bytesRead === 0) break;
-      used += bytesRead;
-    }
-    if (used > this.maxValueBytes) {
-      throw new BackendError('TOO_LARGE', `resource ${name} grew above the limit of ${this.maxValueBytes} bytes (${real})`);
-    }
-    return buf.subarray(0, used);
   }
 
   async put(resourcePath: ResourcePath, value: Uint8Array): Promise<void> {

@@ -144,12 +144,18 @@ function lookupPath(v: Value, key: string): Value | undefined {
 }
 
 /** `data.policy.allow` → ['policy', 'allow']; bracketed string segments are accepted too. */
+/** Rule paths already parsed (a server evaluates the same few paths on every request). */
+const rulePaths = new Map<string, readonly string[]>();
+
 export function parseRulePath(path: string): string[] {
+  const known = rulePaths.get(path);
+  if (known !== undefined) return [...known];
   const m = /^data((?:\.[A-Za-z_][A-Za-z0-9_]*|\["[^"\\]*"\])*)$/.exec(path.trim());
   if (!m) throw new PolicyError('POLICY_EVAL', `invalid rule path "${path}" (expected data.<package>.<rule>)`);
   const out: string[] = [];
   const re = /\.([A-Za-z_][A-Za-z0-9_]*)|\["([^"\\]*)"\]/g;
   for (const seg of (m[1] as string).matchAll(re)) out.push((seg[1] ?? seg[2]) as string);
+  if (rulePaths.size < 256) rulePaths.set(path, [...out]);
   return out;
 }
 

@@ -96,6 +96,15 @@ function fail(reason: string): KbsError {
   return new KbsError('TokenVerifierError', 'Token Verifier error', { cause: reason });
 }
 
+/** Freezes a parsed JSON document and everything in it (claims are shared by every request of a token). */
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
 function sameKey(a: JWK, b: JWK): boolean {
   return a.kty === b.kty && a.crv === b.crv && a.x === b.x && a.y === b.y && a.n === b.n && a.e === b.e;
 }
@@ -105,8 +114,8 @@ function sameKey(a: JWK, b: JWK): boolean {
  * clock. `nbf`/`exp` are checked again at every use, exactly as jose's jwtVerify checks them.
  */
 interface VerifiedToken {
-  /** The decoded claims JSON, parsed afresh for every caller. */
-  payloadText: string;
+  /** The decoded claims, deep-frozen: every caller gets the same immutable object. */
+  payload: JWTPayload;
   nbf: number | undefined;
   exp: number;
 }
@@ -214,7 +223,7 @@ export class TokenVerifier {
       this.verified.delete(token);
       throw fail('"exp" claim timestamp check failed');
     }
-    return JSON.parse(known.payloadText) as JWTPayload;
+    return known.payload;
   }
 
   private remember(token: string, payload: JWTPayload): void {
@@ -227,8 +236,8 @@ export class TokenVerifier {
       if (oldest !== undefined) this.verified.delete(oldest);
     }
     // jose has decoded exactly these bytes (strict UTF-8) and parsed them into `payload`
-    const payloadText = Buffer.from(encodedPayload, 'base64url').toString('utf8');
-    this.verified.set(token, { payloadText, nbf: payload.nbf, exp: payload.exp });
+    const frozen = deepFreeze(JSON.parse(Buffer.from(encodedPayload, 'base64url').toString('utf8')) as JWTPayload);
+    this.verified.set(token, { payload: frozen, nbf: payload.nbf, exp: payload.exp });
   }
 
   /** The x5c chain in the jwk validates to a trusted certificate and its leaf holds this key. */

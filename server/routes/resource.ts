@@ -11,7 +11,7 @@ import { readSessionCookie } from '../cookie.js';
 import { KbsError } from '../errors.js';
 import { encryptForTeeKey, JweError } from '../jwe.js';
 import type { Services } from '../services.js';
-import { parseTeePubKey } from '../tee-pubkey.js';
+import { parseTeePubKey, type TeePubKey } from '../tee-pubkey.js';
 import { adminWho, requireAdmin } from './admin.js';
 import type { KbsContext, Step } from './types.js';
 import type { ResourcePath } from '../../backends/types.js';
@@ -114,19 +114,26 @@ export function getResourceRoute(s: Services): Step[] {
     await next();
   };
 
+  const pointers = [...s.extraTeeKeyPaths.map(parsePointer), ...TEE_KEY_POINTERS];
+  /** TEE keys by claims object: a remembered token's claims are one frozen object, reused by every GET. */
+  const teeKeys = new WeakMap<object, TeePubKey>();
+
   const encryptForTee: Step = async (ctx) => {
-    const claims = ctx.state.claims;
-    const pointers = [...s.extraTeeKeyPaths.map(parsePointer), ...TEE_KEY_POINTERS];
-    const raw = pointers.map((p) => pointer(claims, p)).find((v) => v !== undefined);
-    let key;
-    try {
-      key = parseTeePubKey(raw);
-    } catch (e) {
-      throw new KbsError('TokenVerifierError', 'Token Verifier error', { cause: e });
+    const claims = ctx.state.claims as object;
+    let key = teeKeys.get(claims);
+    if (key === undefined) {
+      const raw = pointers.map((p) => pointer(claims, p)).find((v) => v !== undefined);
+      try {
+        key = parseTeePubKey(raw);
+      } catch (e) {
+        throw new KbsError('TokenVerifierError', 'Token Verifier error', { cause: e });
+      }
+      if (Object.isFrozen(claims)) teeKeys.set(claims, key);
     }
+    const teeKey = key;
     try {
-      ctx.body = encryptForTeeKey(key, ctx.state.resource as Uint8Array, {
-        onDeprecated: (message) => s.log.warn({ alg: key.alg }, message),
+      ctx.body = encryptForTeeKey(teeKey, ctx.state.resource as Uint8Array, {
+        onDeprecated: (message) => s.log.warn({ alg: teeKey.alg }, message),
       });
     } catch (e) {
       if (e instanceof JweError) throw new KbsError('JweError', 'JWE failed', { cause: e });
