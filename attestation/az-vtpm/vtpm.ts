@@ -22,6 +22,13 @@ import { hclAkPub, parseHclReport, verifyUserData, type HclReport, type HclRepor
 /** The Azure vTPM attester always quotes SHA-256 PCRs 0–23 (az-cvm-vtpm `VTPM_QUOTE_PCR_SLOTS`). */
 export const AZ_VTPM_PCR_COUNT = 24;
 
+export interface AzVtpmExpectations {
+  /** Required: the expected report data (undefined fails `report-data`, as upstream). */
+  readonly reportData?: Uint8Array | undefined;
+  readonly initDataHash?: Uint8Array | undefined;
+  readonly now: Date;
+}
+
 /** What the TPM part established, for the TEE-specific checks and the claims. */
 export interface VerifiedVtpm {
   readonly hcl: HclReport;
