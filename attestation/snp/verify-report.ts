@@ -146,6 +146,10 @@ export function checkReportTcb(report: SnpReport, vek: VerifiedVek, checkFmc: bo
  */
 export function verifySnpReportWithCert(report: Buffer | SnpReport, vekDer: Buffer, options: VerifySnpReportOptions): SnpReport {
   const r = Buffer.isBuffer(report) ? parseSnpReport(report) : report;
+  // Bytes after the signature are reserved and unsigned: anything there is not from the firmware.
+  if (!r.raw.subarray(0x330).every((b) => b === 0)) {
+    throw new AttestationFailure('evidence-format', 'SNP report has non-zero bytes in its unsigned reserved area');
+  }
   if (options.checkVersion !== false) checkReportVersion(r.version);
   const generation = options.generation ?? generationOf(r);
   if (r.tcbLayout !== layoutOf(generation)) {
