@@ -12,6 +12,7 @@ export interface VerifiedChain {
   /** Leaf first, root last. */
   readonly certs: readonly X509Certificate[];
   readonly ders: readonly Buffer[];
+  /** The latest notBefore and the earliest notAfter of the chain: its common validity window. */
   readonly notBefore: Date;
   readonly notAfter: Date;
 }
@@ -61,7 +62,7 @@ function verifySignatures(ders: readonly Buffer[], step: string): VerifiedChain 
   for (const c of certs) {
     const nb = new Date(c.validFrom);
     const na = new Date(c.validTo);
-    if (nb < notBefore) notBefore = nb;
+    if (nb > notBefore) notBefore = nb;
     if (na < notAfter) notAfter = na;
   }
   return { certs, ders, notBefore, notAfter };
