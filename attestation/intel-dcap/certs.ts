@@ -4,7 +4,7 @@
  * chain (cached by the DER bytes; failures are never cached); validity dates are checked per call
  * against the caller's `now`, because they depend on it.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { AttestationFailure } from '../types.js';
 import { ecPoint, INTEL_ROOT_PUBLIC_KEY } from './root.js';
 
@@ -12,6 +12,8 @@ export interface VerifiedChain {
   /** Leaf first, root last. */
   readonly certs: readonly X509Certificate[];
   readonly ders: readonly Buffer[];
+  /** The public keys, in chain order (all loadable: checked while verifying). */
+  readonly keys: readonly KeyObject[];
   /** The latest notBefore and the earliest notAfter of the chain: its common validity window. */
   readonly notBefore: Date;
   readonly notAfter: Date;
@@ -41,8 +43,19 @@ export function commonName(cert: X509Certificate): string | undefined {
 }
 
 function verifySignatures(ders: readonly Buffer[], step: string): VerifiedChain {
+  try {
+    return verifyChecked(ders, step);
+  } catch (e) {
+    // OpenSSL may accept a certificate's outer DER yet fail on its key or signature fields.
+    if (e instanceof AttestationFailure) throw e;
+    throw new AttestationFailure(step, 'certificate chain cannot be verified');
+  }
+}
+
+function verifyChecked(ders: readonly Buffer[], step: string): VerifiedChain {
   if (ders.length < 2) throw new AttestationFailure(step, 'certificate chain is too short');
   const certs = ders.map((d) => parseCert(d, step));
+  const keys = certs.map((c) => c.publicKey);
   const root = certs[certs.length - 1] as X509Certificate;
   const point = ecPoint(root);
   if (point === undefined || !point.equals(INTEL_ROOT_PUBLIC_KEY)) {
@@ -65,7 +78,7 @@ function verifySignatures(ders: readonly Buffer[], step: string): VerifiedChain 
     if (nb > notBefore) notBefore = nb;
     if (na < notAfter) notAfter = na;
   }
-  return { certs, ders, notBefore, notAfter };
+  return { certs, ders, keys, notBefore, notAfter };
 }
 
 /** Verifies every signature of `ders` (leaf first) up to the pinned root. Cached by the bytes. */

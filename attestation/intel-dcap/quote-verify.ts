@@ -49,7 +49,7 @@ export function verifyPckChain(pem: Buffer): PckChain {
   }
   if (commonName(leaf!) !== PCK_LEAF_CN) throw new AttestationFailure('pck-certificate', 'unexpected PCK leaf certificate');
   const platform = parsePckExtension(ders[0] as Buffer, caName === PCK_PLATFORM_CA_CN);
-  const result: PckChain = { chain, platform, leafKey: leaf!.publicKey };
+  const result: PckChain = { chain, platform, leafKey: chain.keys[0] as KeyObject };
   remember(pckCache, key, result);
   return result;
 }

@@ -66,7 +66,7 @@ function verifyItem<T>(item: SignedItem, key: 'tcbInfo' | 'enclaveIdentity', sch
   const raw = rawText(item.text, valueNode);
   const signature = Buffer.from(sigHex, 'hex');
   const ok = (text: string): boolean =>
-    verify('sha256', Buffer.from(text, 'utf8'), { key: chain.certs[0]!.publicKey, dsaEncoding: 'ieee-p1363' }, signature);
+    verify('sha256', Buffer.from(text, 'utf8'), { key: chain.keys[0]!, dsaEncoding: 'ieee-p1363' }, signature);
   if (!ok(raw)) {
     const compact = minifyJson(raw);
     if (compact === raw || !ok(compact)) throw new AttestationFailure(step, `${key} signature does not verify`);

@@ -67,6 +67,16 @@ function revoked(message: string): never {
 }
 
 async function verifyDcapQuote(bytes: Uint8Array, now: Date, collateral: IntelCollateral, tee: 'tdx' | 'sgx'): Promise<DcapResult> {
+  try {
+    return await verifyUnchecked(bytes, now, collateral, tee);
+  } catch (e) {
+    // The contract is AttestationFailure only; anything else is a defect or an I/O problem, reported without detail.
+    if (e instanceof AttestationFailure) throw e;
+    throw new AttestationFailure('dcap', 'quote verification failed unexpectedly', { cause: e });
+  }
+}
+
+async function verifyUnchecked(bytes: Uint8Array, now: Date, collateral: IntelCollateral, tee: 'tdx' | 'sgx'): Promise<DcapResult> {
   const { quote, pck } = verifyQuoteSignatures(bytes, now);
   if (quote.kind !== tee) {
     throw new AttestationFailure('quote-format', tee === 'tdx' ? 'expected a TDX quote (v4/v5), got an SGX quote' : 'expected an SGX quote (v3)');

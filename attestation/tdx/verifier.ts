@@ -64,7 +64,13 @@ export class TdxVerifier implements Verifier {
     }
     let eventLog: JsonValue[] | undefined;
     if (ccel !== undefined) {
-      const events = parseCcel(ccel);
+      let events;
+      try {
+        events = parseCcel(ccel);
+      } catch (e) {
+        if (e instanceof AttestationFailure) throw e;
+        throw new AttestationFailure('eventlog', 'CC event log cannot be parsed', { cause: e });
+      }
       for (let i = 0; i < 4; i++) {
         if (!replayRtmr(events, i + 1).equals(body.rtmrs[i] as Buffer)) {
           throw new AttestationFailure('eventlog', `CC event log replay does not match RTMR${i}`);
