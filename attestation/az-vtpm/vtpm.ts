@@ -15,7 +15,7 @@ import {
   verifyQuoteNonce,
   verifyQuoteSignature,
 } from '../tpm/quote.js';
-import { AttestationFailure, insertKeepingPosition, objectFromEntries, type Claims } from '../types.js';
+import { AttestationFailure, type Claims } from '../types.js';
 import type { AzEvidence } from './evidence.js';
 import { hclAkPub, parseHclReport, verifyUserData, type HclReport, type HclReportType } from './hcl.js';
 
@@ -83,12 +83,16 @@ export function verifyVtpmInitData(ev: AzEvidence<unknown>, initDataHash: Uint8A
  * `init_data` with hex(PCR8) and `report_data` with hex(quote nonce).
  */
 export function extendWithVtpmClaims(claims: Claims, ev: AzEvidence<unknown>, attest: TpmsAttest): Claims {
+  // Plain assignment has IndexMap's order semantics (an existing key keeps its place, a new one is
+  // appended); every key here is a fixed literal, so no prototype key can be injected.
   const pcrs = ev.tpmQuote.pcrs;
-  const tpm: JsonValue = objectFromEntries(pcrClaims(pcrs, pcrs.map((_, i) => i)));
-  let out = insertKeepingPosition(claims, 'tpm', tpm);
+  const tpm: { [key: string]: JsonValue } = {};
+  for (const [k, v] of pcrClaims(pcrs, pcrs.map((_, i) => i))) tpm[k] = v;
+  const out: Claims = { ...claims, tpm };
   const pcr8 = pcrs[INITDATA_PCR];
-  if (pcr8 !== undefined) out = insertKeepingPosition(out, 'init_data', pcr8.toString('hex'));
-  return insertKeepingPosition(out, 'report_data', attest.extraData.toString('hex'));
+  if (pcr8 !== undefined) out['init_data'] = pcr8.toString('hex');
+  out['report_data'] = attest.extraData.toString('hex');
+  return out;
 }
 
 /**
