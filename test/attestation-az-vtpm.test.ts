@@ -19,6 +19,7 @@ import {
   verifyVarDataBinding,
 } from '../attestation/az-vtpm/hcl.js';
 import { extendWithVtpmClaims, verifyVtpmQuote } from '../attestation/az-vtpm/vtpm.js';
+import { defaultVerifiers, hardwareVerifiers } from '../attestation/registry.js';
 
 const VECTORS = process.env['KBS_SHARED_VECTORS'] ?? join(packageRoot(), '..', 'shared', 'vectors');
 const read = (...p: string[]): Buffer => readFileSync(join(VECTORS, ...p));
@@ -175,4 +176,14 @@ test('vtpm: the shared quote checks on evidence-v1 and the claim extension (upst
   t.is(claims['init_data'], ev.tpmQuote.pcrs[8]?.toString('hex'));
   t.is(Object.keys(claims['tpm'] as object).length, 24);
   t.is((claims['tpm'] as Record<string, string>)['pcr00'], 'e15c44796beabf46abcec7c57e590942041e47497e4ec27571c8b7664f48dced');
+});
+
+test('registry: hardwareVerifiers adds snp, tdx, sgx, the Azure TEEs and tpm beside the defaults', async (t) => {
+  t.deepEqual(defaultVerifiers().tees(), ['sample', 'sampledevice']);
+  const all = hardwareVerifiers({ collateralDir: join(VECTORS, 'no-such-collateral') }, defaultVerifiers());
+  t.deepEqual(all.tees().sort(), ['az-snp-vtpm', 'az-tdx-vtpm', 'sample', 'sampledevice', 'sgx', 'snp', 'tdx', 'tpm']);
+  t.deepEqual(hardwareVerifiers().tees().sort(), ['az-snp-vtpm', 'az-tdx-vtpm', 'sgx', 'snp', 'tdx', 'tpm']);
+  const claims = await all.get('az-snp-vtpm')?.verify(readJson('az-snp-vtpm', 'evidence-v2.json'), V2_REPORT_DATA, undefined, new Date('2026-01-01T00:00:00Z'));
+  t.is(claims?.['report_data'], V2_REPORT_DATA.toString('hex'));
+  t.is(all.get('az-tdx-vtpm')?.teeClass, 'cpu');
 });
