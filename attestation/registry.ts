@@ -1,5 +1,12 @@
 /** The verifiers the attestation service can use, one per TEE (upstream `verifier::to_verifier`). */
+import { AzSnpVtpmVerifier } from './az-snp-vtpm/verifier.js';
+import { AzTdxVtpmVerifier } from './az-tdx-vtpm/verifier.js';
+import { IntelCollateral, type PcsOptions } from './intel-dcap/index.js';
 import { SampleDeviceVerifier, SampleVerifier } from './sample/verifier.js';
+import { SgxVerifier } from './sgx/verifier.js';
+import { SnpVerifier, type KdsOptions } from './snp/index.js';
+import { TdxVerifier } from './tdx/verifier.js';
+import { TpmVerifier } from './tpm/verifier.js';
 import type { Tee, Verifier } from './types.js';
 
 export class VerifierRegistry {
@@ -25,5 +32,39 @@ export function defaultVerifiers(): VerifierRegistry {
   const registry = new VerifierRegistry();
   registry.register(new SampleVerifier());
   registry.register(new SampleDeviceVerifier());
+  return registry;
+}
+
+/** Where the hardware verifiers find collateral (upstream `snp_verifier` / `dcap_verifier` config). */
+export interface HardwareVerifierOptions {
+  /**
+   * Root of the collateral directory: AMD items (`vcek/`, `crl/`) directly under it, Intel items
+   * under `intel/` (see attestation/snp/README.md and attestation/intel-dcap/README.md).
+   */
+  collateralDir?: string;
+  /** Online AMD KDS for VCEKs and CRLs; absent = offline only. */
+  kds?: KdsOptions;
+  /** Online Intel PCS/PCCS for TCB info, QE identity and CRLs; absent = offline only. */
+  pcs?: PcsOptions;
+}
+
+/**
+ * Registers the hardware verifiers (`snp`, `tdx`, `sgx`, `az-snp-vtpm`, `az-tdx-vtpm`, `tpm`) into
+ * `registry` (a new one by default) and returns it. tdx, sgx and az-tdx-vtpm share one Intel
+ * collateral cache. `hardwareVerifiers(options, defaultVerifiers())` gives every verifier.
+ */
+export function hardwareVerifiers(
+  options: HardwareVerifierOptions = {},
+  registry: VerifierRegistry = new VerifierRegistry(),
+): VerifierRegistry {
+  const dir = options.collateralDir !== undefined ? { collateralDir: options.collateralDir } : {};
+  const dcap = { ...dir, ...(options.pcs !== undefined ? { pcs: options.pcs } : {}) };
+  const intel = new IntelCollateral(dcap);
+  registry.register(new SnpVerifier({ ...dir, ...(options.kds !== undefined ? { kds: options.kds } : {}) }));
+  registry.register(new TdxVerifier(dcap, intel));
+  registry.register(new SgxVerifier(dcap, intel));
+  registry.register(new AzSnpVtpmVerifier(dir));
+  registry.register(new AzTdxVtpmVerifier(dcap, intel));
+  registry.register(new TpmVerifier());
   return registry;
 }

@@ -20,13 +20,18 @@ commands:
   policy eval  --policy <file.rego> --input <claims.json>
                [--data <data.json> | --request resource/<repo>/<type>/<tag>] [--query data.policy.allow]
                [--reference-values <rvs.json>] [--explain]
-                               evaluate a policy like the KBS does and print the result`;
+                               evaluate a policy like the KBS does and print the result
+  evidence verify --tee T --evidence F [--report-data HEX] [--init-data-digest HEX]
+                  [--at RFC3339] [--collateral DIR]
+                               verify TEE evidence offline like the KBS does and print its claims`;
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'policy':
       return (await import('./policy.js')).policyCommand(rest, io);
+    case 'evidence':
+      return (await import('./evidence.js')).evidenceCommand(rest, io);
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'config': {
