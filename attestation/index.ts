@@ -21,7 +21,7 @@ export {
 } from './runtime-data.js';
 export { parseInitData, extractPolicyData, INIT_DATA_MAX_BYTES, type InitData, type InitDataAlgorithm } from './init-data.js';
 export { SampleVerifier, SampleDeviceVerifier, decodeStdBase64, SAMPLE_MAX_SVN_LENGTH } from './sample/verifier.js';
-export { VerifierRegistry, defaultVerifiers } from './registry.js';
+export { VerifierRegistry, defaultVerifiers, hardwareVerifiers, type HardwareVerifierOptions } from './registry.js';
 export {
   buildEarClaims,
   transformClaims,

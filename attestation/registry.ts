@@ -42,6 +42,8 @@ export interface HardwareVerifierOptions {
    * under `intel/` (see attestation/snp/README.md and attestation/intel-dcap/README.md).
    */
   collateralDir?: string;
+  /** The AMD offline store, when it is not `collateralDir` (Trustee's `OfflineStore` path). */
+  snpCollateralDir?: string;
   /** Online AMD KDS for VCEKs and CRLs; absent = offline only. */
   kds?: KdsOptions;
   /** Online Intel PCS/PCCS for TCB info, QE identity and CRLs; absent = offline only. */
@@ -60,10 +62,11 @@ export function hardwareVerifiers(
   const dir = options.collateralDir !== undefined ? { collateralDir: options.collateralDir } : {};
   const dcap = { ...dir, ...(options.pcs !== undefined ? { pcs: options.pcs } : {}) };
   const intel = new IntelCollateral(dcap);
-  registry.register(new SnpVerifier({ ...dir, ...(options.kds !== undefined ? { kds: options.kds } : {}) }));
+  const amdDir = options.snpCollateralDir !== undefined ? { collateralDir: options.snpCollateralDir } : dir;
+  registry.register(new SnpVerifier({ ...amdDir, ...(options.kds !== undefined ? { kds: options.kds } : {}) }));
   registry.register(new TdxVerifier(dcap, intel));
   registry.register(new SgxVerifier(dcap, intel));
-  registry.register(new AzSnpVtpmVerifier(dir));
+  registry.register(new AzSnpVtpmVerifier(amdDir));
   registry.register(new AzTdxVtpmVerifier(dcap, intel));
   registry.register(new TpmVerifier());
   return registry;

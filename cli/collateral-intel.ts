@@ -12,6 +12,10 @@ import { PcsClient } from '../attestation/intel-dcap/pcs.js';
 import { verifyPckChain } from '../attestation/intel-dcap/quote-verify.js';
 import { parseQuote } from '../attestation/intel-dcap/quote.js';
 import { verifyQeIdentity, verifyTcbInfo } from '../attestation/intel-dcap/signed-collateral.js';
+import type { X509Certificate } from 'node:crypto';
+import { verifyChain } from '../attestation/intel-dcap/certs.js';
+import { verifyCrl } from '../attestation/intel-dcap/crl.js';
+import { parsePemChain } from '../attestation/intel-dcap/pem.js';
 
 export interface FetchIntelCollateralOptions {
   dir: string;
@@ -82,14 +86,25 @@ export async function fetchIntelCollateral(opts: FetchIntelCollateralOptions): P
     await put(rel, item.text);
     await put(layout.chainOf(rel), item.issuerChainPem);
   }
+  // CRLs are verified before they are written: each PCK CRL by its CA (whose chain must end at the
+  // pinned Intel root), the Root CA CRL by that root. A CRL PCS does not have is skipped (the
+  // verifier then reports crl_status "missing"); one that does not verify is an error.
+  let rootCa: X509Certificate | undefined;
   for (const ca of cas) {
     const crl = await pcs.pckCrl(ca);
-    if (crl === undefined) throw new Error(`PCS has no ${ca} PCK CRL (or did not answer in time)`);
+    if (crl === undefined) continue;
+    if (crl.chain === undefined) throw new Error(`PCS sent the ${ca} PCK CRL without its issuer chain`);
+    const chain = verifyChain(parsePemChain(crl.chain, 'collateral-crl'), 'collateral-crl');
+    verifyCrl(crl.der, chain.certs[0] as X509Certificate, `${ca} PCK CRL`);
+    rootCa = chain.certs[chain.certs.length - 1];
     await put(layout.pckCrl(ca), crl.der);
-    if (crl.chain !== undefined) await put(layout.pckCrlChain(ca), crl.chain);
+    await put(layout.pckCrlChain(ca), crl.chain);
   }
   const rootCrl = await pcs.rootCaCrl();
-  if (rootCrl === undefined) throw new Error('the Intel Root CA CRL could not be fetched');
-  await put(layout.rootCaCrl, rootCrl);
+  if (rootCrl !== undefined) {
+    if (rootCa === undefined) throw new Error('the Intel Root CA CRL cannot be checked without a PCK CRL issuer chain');
+    verifyCrl(rootCrl, rootCa, 'Intel Root CA CRL');
+    await put(layout.rootCaCrl, rootCrl);
+  }
   return written;
 }

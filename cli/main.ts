@@ -23,7 +23,9 @@ commands:
                                evaluate a policy like the KBS does and print the result
   evidence verify --tee T --evidence F [--report-data HEX] [--init-data-digest HEX]
                   [--at RFC3339] [--collateral DIR]
-                               verify TEE evidence offline like the KBS does and print its claims`;
+                               verify TEE evidence offline like the KBS does and print its claims
+  collateral fetch --dir DIR [--amd [--snp-evidence F]...] [--intel [--fmspc X | --quote F]...]
+                               fill the offline collateral directory from AMD KDS / Intel PCS`;
 
 export async function main(argv: string[], io: Io): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -32,6 +34,8 @@ export async function main(argv: string[], io: Io): Promise<number> {
       return (await import('./policy.js')).policyCommand(rest, io);
     case 'evidence':
       return (await import('./evidence.js')).evidenceCommand(rest, io);
+    case 'collateral':
+      return (await import('./collateral.js')).collateralCommand(rest, io);
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'config': {

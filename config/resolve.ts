@@ -31,6 +31,7 @@ import {
 import { Issues } from './issues.js';
 import { Resolver, URI_SCHEME } from './paths.js';
 import { validateDocument, type AdminInput, type PluginInput } from './validate.js';
+import { resolveVerifierConfig } from './verifier-config.js';
 
 function isLoopback(socket: SocketAddress): boolean {
   if (socket.family === 'ipv4') return socket.host.startsWith('127.');
@@ -119,6 +120,7 @@ function resolveAttestationService(r: Resolver, toml: KbsConfigTomlInput): Attes
     sessionTimeoutMinutes: as.timeout ?? DEFAULTS.sessionTimeoutMinutes,
     maxSessions: as.max_sessions ?? DEFAULTS.maxSessions,
     tokenBroker: { durationMinutes: broker.duration_min ?? DEFAULTS.tokenDurationMinutes, signer },
+    verifiers: resolveVerifierConfig(r, as.verifier_config),
   };
 }
 

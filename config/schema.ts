@@ -14,6 +14,7 @@
 import { z } from 'zod';
 import { LIMITS, LOG_LEVELS } from './defaults.js';
 import { aclRegexProblem, nonEmptyString, socketAddress, tomlInteger } from './field-checks.js';
+import { VerifierConfigToml } from './verifier-config.js';
 
 export * from './defaults.js';
 export * from './errors.js';
@@ -68,6 +69,7 @@ export const AttestationServiceToml = z.strictObject({
   timeout: tomlInteger(1, LIMITS.durationMinutes, 'positive integer (minutes)').optional(),
   max_sessions: tomlInteger(1, LIMITS.maxSessions, 'positive integer').optional(),
   attestation_token_broker: AttestationTokenBrokerToml.optional(),
+  verifier_config: VerifierConfigToml.optional(),
   /** Trustee's RVPS selector; only the built-in one exists here. */
   rvps_config: z
     .strictObject({
@@ -235,7 +237,6 @@ export const TRUSTEE_ONLY_KEYS: ReadonlyMap<string, string> = new Map([
   ['http_server.tls_groups', 'a Trustee option this KBS does not implement'],
   ['attestation_service.as_addr', 'remote attestation services are not supported, only the built-in one'],
   ['attestation_service.pool_size', 'remote attestation services are not supported, only the built-in one'],
-  ['attestation_service.verifier_config', 'a Trustee option this KBS does not implement'],
   ['attestation_service.attestation_token_broker.issuer_name', 'a Trustee option this KBS does not implement'],
   ['attestation_service.attestation_token_broker.developer_name', 'a Trustee option this KBS does not implement'],
   ['attestation_service.attestation_token_broker.build_name', 'a Trustee option this KBS does not implement'],

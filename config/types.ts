@@ -3,6 +3,7 @@
  * `config/resolve.ts` builds from the TOML document and the rest of the program uses.
  */
 import type { ADMIN_MODES, LOG_LEVELS } from './defaults.js';
+import type { VerifierConfig } from './verifier-config.js';
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type AdminMode = (typeof ADMIN_MODES)[number];
@@ -73,6 +74,8 @@ export interface AttestationServiceConfig {
   /** Hard cap on live sessions. */
   readonly maxSessions: number;
   readonly tokenBroker: TokenBrokerConfig;
+  /** `[attestation_service.verifier_config]`: collateral for the hardware verifiers. */
+  readonly verifiers: VerifierConfig;
 }
 
 export type IdentityProviderKey =

@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
-import { AttestationService, defaultVerifiers } from '../attestation/index.js';
+import { AttestationService, defaultVerifiers, hardwareVerifiers } from '../attestation/index.js';
 import { openBackend, type BackendConfig } from '../backends/index.js';
 import type { StorageBackend } from '../backends/types.js';
 import { readSecret, type AdminConfig, type KbsConfig, type ResourceStorageConfig } from '../config/index.js';
@@ -165,7 +165,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
   const backend: StorageBackend = await openBackend(await backendConfig(resource.storage, log));
   const attestation = new AttestationService({
-    verifiers: defaultVerifiers(),
+    verifiers: hardwareVerifiers(config.attestationService.verifiers, defaultVerifiers()),
     appraisalPolicy: compile(samplePolicyText('ear_default_policy_cpu'), { hostFunctions: APPRAISAL_HOST_FUNCTIONS }),
     referenceValue: () => null,
     tokenLifetimeSeconds: config.attestationService.tokenBroker.durationMinutes * 60,

@@ -3,6 +3,8 @@
  * with PCS headers: fetch, on-disk cache, one request per item in flight, 404, timeout.
  */
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { packageRoot } from '../policy/samples.js';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -86,8 +88,22 @@ test('online PCS: a server that never answers times out to missing collateral, w
   await close(pcs.server);
 });
 
+test('fetchIntelCollateral refuses a CRL that does not verify, and writes nothing for it', async (t) => {
+  const pcs = await standIn(); // serves `30 00` as every CRL
+  const dir = mkdtempSync(join(tmpdir(), 'kbs-fetch-bad-crl-'));
+  await t.throwsAsync(fetchIntelCollateral({ dir, pcsBaseUrl: pcs.base, timeoutMs: 2000, fmspcs: ['00a06d080000'], updateType: 'standard' }), {
+    message: /CRL cannot be parsed/,
+  });
+  t.false(existsSync(join(dir, 'intel', 'pckcrl', 'platform.der')));
+  t.false(existsSync(join(dir, 'intel', 'rootcacrl.der')));
+  await close(pcs.server);
+});
+
+const noCrls = (req: IncomingMessage, res: ServerResponse): boolean =>
+  (req.url ?? '').includes('crl') ? (res.writeHead(410).end(), true) : false;
+
 test('fetchIntelCollateral fills the layout from PCS (FMSPC list and quote files)', async (t) => {
-  const pcs = await standIn();
+  const pcs = await standIn(noCrls);
   const dir = mkdtempSync(join(tmpdir(), 'kbs-fetch-'));
   const quoteFile = join(dir, 'q6.dat');
   (await import('node:fs')).writeFileSync(quoteFile, vec('tdx/tdx_quote_6.dat'));
@@ -95,12 +111,50 @@ test('fetchIntelCollateral fills the layout from PCS (FMSPC list and quote files
   const rel = paths.map((p) => p.slice(join(dir, 'intel').length + 1)).sort();
   t.true(rel.includes(join('tcbinfo', 'tdx', '00A06D080000.json')));
   t.true(rel.includes(join('qeidentity', 'tdx.json')));
-  t.true(rel.includes(join('pckcrl', 'platform.der')));
-  t.true(rel.includes('rootcacrl.der'));
+  t.false(rel.includes(join('pckcrl', 'platform.der')), 'PCS has no CRLs here: nothing is written for them');
   t.is(readFileSync(join(dir, 'intel', 'tcbinfo', 'tdx', '00A06D080000.json'), 'utf8'), vecText('intel_dcap/tcbInfo.json'));
   await t.throwsAsync(fetchIntelCollateral({ dir, pcsBaseUrl: pcs.base, timeoutMs: 2000, fmspcs: ['112233445566'], updateType: 'standard' }), {
     message: /no TCB info/,
   });
   await t.throwsAsync(fetchIntelCollateral({ dir, pcsBaseUrl: pcs.base, timeoutMs: 2000, fmspcs: ['nothex'], updateType: 'standard' }));
   await close(pcs.server);
+});
+
+/** Runs the real `kbs` binary; resolves to its exit code and output. */
+function runKbs(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    const bin = join(packageRoot(), 'dist', 'cli', 'kbs.js');
+    const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+test('kbs collateral fetch --intel writes verified collateral the TDX verifier then uses offline', async (t) => {
+  const pcs = await standIn(noCrls);
+  const dir = mkdtempSync(join(tmpdir(), 'kbs-cli-fetch-'));
+  try {
+    const r = await runKbs(['collateral', 'fetch', '--dir', dir, '--intel', '--fmspc', '00A06D080000', '--pcs-url', pcs.base, '--update', 'standard']);
+    t.is(r.code, 0, r.err);
+    t.true(r.out.split('\n').some((l) => l.endsWith(join('tcbinfo', 'tdx', '00A06D080000.json'))));
+    // Offline now: the verdict comes from what was written.
+    const result = await verifyTdQuote(vec('tdx/tdx_quote_6.dat'), BEFORE_EXPIRY, new IntelCollateral({ collateralDir: dir }));
+    t.is(result.claims['tcb_status'], 'OutOfDate');
+    const bad = await runKbs(['collateral', 'fetch', '--dir', dir, '--fmspc', '112233445566', '--pcs-url', pcs.base]);
+    t.is(bad.code, 1);
+    t.regex(bad.err, /no TCB info/);
+  } finally {
+    await close(pcs.server);
+  }
+});
+
+test('kbs collateral: usage errors exit 2', async (t) => {
+  for (const args of [['collateral'], ['collateral', 'fetch'], ['collateral', 'fetch', '--dir', '/tmp/x'], ['collateral', 'fetch', '--dir', '/tmp/x', '--intel', '--update', 'late']]) {
+    const r = await runKbs(args);
+    t.is(r.code, 2, args.join(' '));
+    t.regex(r.err, /usage:/);
+  }
 });

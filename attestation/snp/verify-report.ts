@@ -49,7 +49,6 @@ export interface VerifiedVek {
 
 const vekCache = new Lru<string, VerifiedVek>(1024);
 /** Reports whose signature verified, keyed by SHA-384 of (VEK DER hash, report bytes); successes only. */
-const signatureCache = new Lru<string, true>(4096);
 
 /** Trustee's generation rule on a report; a report without CPUID (v2) cannot name one. */
 export function generationOf(report: SnpReport): SnpGeneration {
@@ -101,12 +100,12 @@ export function checkReportSignature(report: SnpReport, key: KeyObject): void {
   verifySignatureUncached(report, key);
 }
 
-/** The signature check, remembering successes for this VEK (a P-384 verify costs about 1 ms). */
+/**
+ * The report signature is checked on every call: every genuine attestation carries a fresh report
+ * (new nonce), so remembering verified reports would only flatter benchmarks.
+ */
 function checkReportSignatureCached(report: SnpReport, vek: VerifiedVek): void {
-  const id = createHash('sha384').update(vek.cert.der).update(report.raw).digest('base64');
-  if (signatureCache.get(id) === true) return;
   verifySignatureUncached(report, vek.key);
-  signatureCache.set(id, true);
 }
 
 function verifySignatureUncached(report: SnpReport, key: KeyObject): void {
