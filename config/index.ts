@@ -34,6 +34,7 @@ export type {
   Pkcs11StorageConfig,
   SocketAddress,
   TlsFilesConfig,
+  RateLimitConfig,
   TokenBrokerConfig,
   TokenSignerConfig,
 } from './schema.js';

@@ -31,6 +31,7 @@ import {
 import { Issues } from './issues.js';
 import { Resolver, URI_SCHEME } from './paths.js';
 import { validateDocument, type AdminInput, type PluginInput } from './validate.js';
+import { resolveRateLimit, resolveServing } from './resolve-serving.js';
 
 function isLoopback(socket: SocketAddress): boolean {
   if (socket.family === 'ipv4') return socket.host.startsWith('127.');
@@ -74,6 +75,7 @@ function resolveHttpServer(r: Resolver, toml: KbsConfigTomlInput): HttpServerCon
     tls,
     payloadRequestSizeMiB,
     payloadRequestSizeBytes: payloadRequestSizeMiB * 1024 * 1024,
+    ...resolveServing(r, toml),
   };
 }
 
@@ -297,6 +299,7 @@ export function resolveDocument(document: Record<string, unknown>, cwd: string, 
     stepBudget: toml.policy?.step_budget ?? DEFAULTS.policyStepBudget,
   };
   const logging = { level: toml.logging?.level ?? DEFAULTS.logLevel };
+  const rateLimit = resolveRateLimit(r, toml);
   issues.throwIfAny(source);
 
   return deepFreeze<KbsConfig>({
@@ -309,6 +312,7 @@ export function resolveDocument(document: Record<string, unknown>, cwd: string, 
     plugins,
     policy,
     logging,
+    rateLimit,
     warnings: r.warnings,
   });
 }

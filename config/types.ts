@@ -34,6 +34,27 @@ export interface HttpServerConfig {
   readonly payloadRequestSizeMiB: number;
   /** `payloadRequestSizeMiB` × 1 MiB: the request body limit. */
   readonly payloadRequestSizeBytes: number;
+  /** `intermediate`: TLS 1.2 (ECDHE + AEAD only) and 1.3; `modern`: TLS 1.3 only. */
+  readonly tlsProfile: 'intermediate' | 'modern';
+  /** How long a shutdown lets in-flight requests finish before dropping their connections. */
+  readonly shutdownGraceMs: number;
+  /** Whole-request deadline (`server.requestTimeout`). */
+  readonly requestTimeoutMs: number;
+  /** Request-headers deadline (`server.headersTimeout`), at most `requestTimeoutMs`. */
+  readonly headersTimeoutMs: number;
+  /** Idle keep-alive connection lifetime (`server.keepAliveTimeout`). */
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** `[rate_limit]`: token buckets per client address on /auth and /attest. */
+export interface RateLimitConfig {
+  readonly enabled: boolean;
+  readonly auth: { readonly perSecond: number; readonly burst: number };
+  readonly attest: { readonly perSecond: number; readonly burst: number };
+  /** Most client buckets kept (least recently used evicted). */
+  readonly maxClients: number;
+  /** IPs / CIDR blocks whose X-Forwarded-For names the client; empty: the socket peer is the client. */
+  readonly trustedProxies: readonly string[];
 }
 
 export interface AttestationTokenConfig {
@@ -189,6 +210,7 @@ export interface KbsConfig {
   readonly plugins: readonly PluginConfig[];
   readonly policy: PolicyConfig;
   readonly logging: LoggingConfig;
+  readonly rateLimit: RateLimitConfig;
   /** Things the server should log at start (insecure modes, legacy forms, ignored keys). */
   readonly warnings: readonly string[];
 }

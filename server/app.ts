@@ -11,6 +11,7 @@ import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
 import { getResourcePolicyRoute, setResourcePolicyRoute } from './routes/resource-policy.js';
+import { rateLimitStep } from './rate-limit.js';
 import type { KbsState, Step } from './routes/types.js';
 import type { Services } from './services.js';
 
@@ -21,8 +22,8 @@ export function createApp(s: Services): Koa<KbsState> {
   app.silent = true;
   const router = new Router<KbsState>();
 
-  router.post('/kbs/v0/auth{/*rest}', ...(authRoute(s) as Step[]));
-  router.post('/kbs/v0/attest{/*rest}', ...attestRoute(s));
+  router.post('/kbs/v0/auth{/*rest}', rateLimitStep(s.rateLimiter, 'auth'), ...(authRoute(s) as Step[]));
+  router.post('/kbs/v0/attest{/*rest}', rateLimitStep(s.rateLimiter, 'attest'), ...attestRoute(s));
   router.get('/kbs/v0/resource/*path', ...getResourceRoute(s));
   router.post('/kbs/v0/resource/*path', ...setResourceRoute(s));
   router.delete('/kbs/v0/resource/*path', ...deleteResourceRoute(s));

@@ -4,6 +4,7 @@ import type { StorageBackend } from '../backends/types.js';
 import type { ResourcePolicyStore } from '../policy/store.js';
 import type { AdminAuthorizer } from './admin-auth.js';
 import type { Logger } from './log.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { SessionStore } from './sessions.js';
 import type { TokenSigner, TokenVerifier } from './tokens.js';
 
@@ -24,4 +25,6 @@ export interface Services {
   extraTeeKeyPaths: readonly string[];
   /** Set the `Secure` cookie attribute (HTTPS). */
   secureCookies: boolean;
+  /** Per-client limits on /auth and /attest; absent when `[rate_limit] enabled = false`. */
+  rateLimiter?: RateLimiter;
 }

@@ -3,10 +3,10 @@
  * (keys, policy store, storage backend, attestation service, admin authorizer, sessions), logs a
  * loud warning for every insecure mode on every start, and returns a handle that closes it all.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFile, mkdir } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
 import { AttestationService, defaultVerifiers } from '../attestation/index.js';
@@ -20,13 +20,21 @@ import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import type { Services } from './services.js';
+import { RateLimiter } from './rate-limit.js';
 import { MemorySessionStore } from './sessions.js';
+import { loadTlsMaterial, profileOptions, type TlsMaterial } from './tls.js';
 import { TokenSigner, TokenVerifier } from './tokens.js';
 
 export interface RunningKbs {
   /** Base URLs of the listeners (e.g. http://127.0.0.1:8080). */
   urls: string[];
   services: Services;
+  /**
+   * Re-reads the TLS key and certificate (SIGHUP) and serves them to new connections; open
+   * connections keep theirs. A bad pair is logged and the current one stays. False when nothing
+   * was reloaded (plain HTTP, or the new files are unusable).
+   */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -34,13 +42,12 @@ export interface StartOptions {
   log?: Logger;
   now?: () => Date;
   /**
-   * How long close() lets in-flight requests finish before it drops their connections (default
-   * 5000 ms). Without a bound, one stuck or slow client would hold a shutdown (SIGTERM) open.
+   * How long close() lets in-flight requests finish before it drops their connections (default:
+   * `[http_server] shutdown_grace_seconds`). Without a bound, one stuck or slow client would hold a
+   * shutdown (SIGTERM) open.
    */
   shutdownGraceMs?: number;
 }
-
-const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
 
 function certificatesFromPem(pem: string): X509Certificate[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b));
@@ -83,8 +90,13 @@ async function adminAuthConfig(admin: AdminConfig): Promise<AdminAuthConfig> {
 function answerClientError(err: Error & { code?: string }, socket: import('node:stream').Duplex): void {
   if (!socket.writable) return;
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-  const body = JSON.stringify(problem(tooLarge ? 'RequestHeaderTooLarge' : 'BadRequest', tooLarge ? 'Request headers too large' : 'Malformed HTTP request'));
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'; // request_timeout_seconds / headers_timeout_seconds
+  const [status, code, detail] = tooLarge
+    ? ['431 Request Header Fields Too Large', 'RequestHeaderTooLarge', 'Request headers too large']
+    : timedOut
+      ? ['408 Request Timeout', 'RequestTimeout', 'The request was not received in time']
+      : ['400 Bad Request', 'BadRequest', 'Malformed HTTP request'];
+  const body = JSON.stringify(problem(code, detail));
   socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
@@ -189,6 +201,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     policyStepBudget: config.policy.stepBudget,
     extraTeeKeyPaths: config.attestationToken.extraTeeKeyPaths,
     secureCookies: !config.httpServer.insecureHttp,
+    ...(config.rateLimit.enabled ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
   };
 }
 
@@ -204,20 +217,28 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
     }
     void koa(req, res);
   };
-  let tls: { key: string; cert: string } | undefined;
-  if (!config.httpServer.insecureHttp && config.httpServer.tls) {
-    const key = await readFile(config.httpServer.tls.privateKeyPath, 'utf8');
-    createPrivateKey(key); // a clear error now rather than a TLS failure later
-    tls = { key, cert: await readFile(config.httpServer.tls.certificatePath, 'utf8') };
+  const hs = config.httpServer;
+  const tlsFiles = hs.insecureHttp ? null : hs.tls;
+  let tls: TlsMaterial | undefined;
+  try {
+    if (tlsFiles) tls = await loadTlsMaterial(tlsFiles, hs.tlsProfile, options.now?.());
+  } catch (e) {
+    await closeServices(services);
+    throw e;
   }
+  if (tls) logCertificate(log, tls, 'TLS certificate loaded');
   const servers: HttpServer[] = [];
   const urls: string[] = [];
   try {
     for (const socket of config.httpServer.sockets) {
+      // the Host check is the handler's (a problem body); timeouts are checked every second
+      const common = { requireHostHeader: false, connectionsCheckingInterval: 1000 };
       const server = tls
-        ? createHttpsServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', requireHostHeader: false }, handler)
-        : createHttpServer({ requireHostHeader: false }, handler); // the Host check is the handler's (a problem body)
-      server.requestTimeout = 60_000;
+        ? createHttpsServer({ ...profileOptions(hs.tlsProfile), key: tls.key, cert: tls.cert, ...common }, handler)
+        : createHttpServer(common, handler);
+      server.requestTimeout = hs.requestTimeoutMs;
+      server.headersTimeout = hs.headersTimeoutMs;
+      server.keepAliveTimeout = hs.keepAliveTimeoutMs;
       server.on('clientError', answerClientError);
       server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => answerProblem(res, 417, 'ExpectationFailed', 'Only Expect: 100-continue is supported', false));
       await new Promise<void>((resolve, reject) => {
@@ -244,8 +265,24 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
   return {
     urls,
     services,
+    async reloadTls() {
+      if (!tlsFiles) {
+        log.info('TLS reload requested, but this server speaks plain HTTP');
+        return false;
+      }
+      let next: TlsMaterial;
+      try {
+        next = await loadTlsMaterial(tlsFiles, hs.tlsProfile, options.now?.());
+      } catch (e) {
+        log.error({ err: e instanceof Error ? e.message : String(e) }, 'TLS reload failed: keeping the current certificate and key');
+        return false;
+      }
+      for (const s of servers) (s as unknown as HttpsServer).setSecureContext({ ...profileOptions(hs.tlsProfile), key: next.key, cert: next.cert });
+      logCertificate(log, next, 'TLS certificate reloaded');
+      return true;
+    },
     async close() {
-      const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+      const grace = options.shutdownGraceMs ?? hs.shutdownGraceMs;
       await Promise.all(
         servers.map(
           (s) =>
@@ -265,6 +302,13 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
       await closeServices(services);
     },
   };
+}
+
+function logCertificate(log: Logger, tls: TlsMaterial, message: string): void {
+  const { leaf } = tls;
+  const fields = { subject: leaf.subject, subjectAltName: leaf.subjectAltName, validTo: leaf.validTo, sha256: leaf.fingerprint256 };
+  if (leaf.expired) log.warn(fields, `${message}: the certificate has EXPIRED; clients will refuse it`);
+  else log.info(fields, message);
 }
 
 async function closeServices(s: Services): Promise<void> {
