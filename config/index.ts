@@ -25,6 +25,8 @@ export type {
   LocalFsStorageConfig,
   LogLevel,
   LoggingConfig,
+  MetricsConfig,
+  AuditConfig,
   PluginConfig,
   PolicyConfig,
   ResourcePluginConfig,

@@ -31,6 +31,7 @@ import {
 import { Issues } from './issues.js';
 import { Resolver, URI_SCHEME } from './paths.js';
 import { validateDocument, type AdminInput, type PluginInput } from './validate.js';
+import { resolveAudit, resolveMetrics } from './observability.js';
 import { resolveRateLimit, resolveServing } from './resolve-serving.js';
 
 function isLoopback(socket: SocketAddress): boolean {
@@ -300,6 +301,8 @@ export function resolveDocument(document: Record<string, unknown>, cwd: string, 
   };
   const logging = { level: toml.logging?.level ?? DEFAULTS.logLevel };
   const rateLimit = resolveRateLimit(r, toml);
+  const metrics = resolveMetrics(toml);
+  const audit = resolveAudit(r, toml);
   issues.throwIfAny(source);
 
   return deepFreeze<KbsConfig>({
@@ -313,6 +316,8 @@ export function resolveDocument(document: Record<string, unknown>, cwd: string, 
     policy,
     logging,
     rateLimit,
+    metrics,
+    audit,
     warnings: r.warnings,
   });
 }

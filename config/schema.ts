@@ -203,6 +203,19 @@ export const LoggingToml = z.strictObject({
   level: z.enum(LOG_LEVELS).optional(),
 });
 
+/** `[metrics]`: the Prometheus endpoint `GET /metrics`. */
+export const MetricsToml = z.strictObject({
+  enabled: z.boolean().optional(),
+});
+
+/** `[audit]`: the audit log (one JSON line per security decision). */
+export const AuditToml = z.strictObject({
+  enabled: z.boolean().optional(),
+  /** A file (relative to work_dir), or "-" / "stdout". */
+  path: nonEmptyString.optional(),
+  required: z.boolean().optional(),
+});
+
 /** The whole document. `admin` and `plugins` entries are dispatched between forms by the loader. */
 export const KbsConfigToml = z.strictObject({
   work_dir: nonEmptyString.optional(),
@@ -215,6 +228,8 @@ export const KbsConfigToml = z.strictObject({
   policy: PolicyToml.optional(),
   logging: LoggingToml.optional(),
   rate_limit: RateLimitToml.optional(),
+  metrics: MetricsToml.optional(),
+  audit: AuditToml.optional(),
 });
 
 export type KbsConfigTomlInput = z.output<typeof KbsConfigToml>;

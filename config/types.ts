@@ -196,6 +196,19 @@ export interface LoggingConfig {
   readonly level: LogLevel;
 }
 
+export interface MetricsConfig {
+  /** Serve `GET /metrics` (Prometheus text format, unauthenticated like Trustee's). */
+  readonly enabled: boolean;
+}
+
+export interface AuditConfig {
+  readonly enabled: boolean;
+  /** Where records go: an absolute file path (append-only, fsync per record) or standard output. */
+  readonly destination: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'stdout' };
+  /** Refuse releases and admin changes whose record cannot be written (fail closed). */
+  readonly required: boolean;
+}
+
 /** The fully resolved configuration. Deeply frozen; every path is absolute. */
 export interface KbsConfig {
   /** Absolute path of the configuration file, or `EMBEDDED_DEFAULT_SOURCE`. */
@@ -211,6 +224,8 @@ export interface KbsConfig {
   readonly policy: PolicyConfig;
   readonly logging: LoggingConfig;
   readonly rateLimit: RateLimitConfig;
+  readonly metrics: MetricsConfig;
+  readonly audit: AuditConfig;
   /** Things the server should log at start (insecure modes, legacy forms, ignored keys). */
   readonly warnings: readonly string[];
 }

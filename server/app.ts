@@ -7,6 +7,8 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { errorHandler } from './error-handler.js';
 import { KbsError } from './errors.js';
+import { healthzRoute, metricsRoute, readyzRoute } from './health.js';
+import { observeRequests } from './request-observer.js';
 import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
@@ -30,11 +32,11 @@ export function createApp(s: Services): Koa<KbsState> {
   router.post('/kbs/v0/resource-policy{/*rest}', ...setResourcePolicyRoute(s));
   router.get('/kbs/v0/resource-policy{/*rest}', ...getResourcePolicyRoute(s));
   router.get('/kbs/v0/resources', ...listResourcesRoute(s));
-  router.get('/healthz', async (ctx) => {
-    ctx.status = 200;
-    ctx.body = '';
-  });
+  router.get('/healthz', healthzRoute());
+  router.get('/readyz', readyzRoute(s));
+  if (s.metricsEnabled) router.all('/metrics', metricsRoute(s));
 
+  app.use(observeRequests(s)); // request id, request logger, HTTP metrics, access log
   app.use(errorHandler(s.log));
   app.use(router.routes());
   app.use(async function unknownRoute(ctx) {

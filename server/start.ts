@@ -16,6 +16,9 @@ import { readSecret, type AdminConfig, type KbsConfig, type ResourceStorageConfi
 import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
+import { AuditLog } from './audit.js';
+import { Metrics } from './metrics.js';
+import { observeBackend } from './observed-backend.js';
 import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
@@ -138,6 +141,11 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const log = options.log ?? createLogger({ level: config.logging.level === 'off' ? 'silent' : config.logging.level });
   await mkdir(config.workDir, { recursive: true, mode: 0o700 });
   for (const w of config.warnings) log.warn(w);
+  const metrics = new Metrics({ processMetrics: config.metrics.enabled });
+  const audit = await AuditLog.open(config.audit, log, metrics);
+  await audit.require({ event: 'kbs.start', pid: process.pid, config: config.source, admin_mode: config.admin.mode }).catch((e: unknown) => {
+    throw new Error('[audit] required = true and the start record cannot be written', { cause: e });
+  });
 
   // admin
   if (config.admin.mode === 'AuthenticatedAuthorization' && config.admin.generatedCredentials) {
@@ -175,7 +183,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const policies = await ResourcePolicyStore.open(config.policy.resourcePolicyPath);
   const resource = config.plugins.find((p) => p.name === 'resource');
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
-  const backend: StorageBackend = await openBackend(await backendConfig(resource.storage, log));
+  const backend: StorageBackend = observeBackend(await openBackend(await backendConfig(resource.storage, log)), metrics);
   const attestation = new AttestationService({
     verifiers: defaultVerifiers(),
     appraisalPolicy: compile(samplePolicyText('ear_default_policy_cpu'), { hostFunctions: APPRAISAL_HOST_FUNCTIONS }),
@@ -188,6 +196,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     maxSessions: config.attestationService.maxSessions,
     ...(options.now ? { now: () => (options.now as () => Date)().getTime() } : {}),
   });
+  metrics.trackSessions(() => sessions.size());
   return {
     log,
     sessions,
@@ -201,6 +210,10 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     policyStepBudget: config.policy.stepBudget,
     extraTeeKeyPaths: config.attestationToken.extraTeeKeyPaths,
     secureCookies: !config.httpServer.insecureHttp,
+    metrics,
+    metricsEnabled: config.metrics.enabled,
+    audit,
+    lifecycle: { draining: false },
     ...(config.rateLimit.enabled ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
   };
 }
@@ -282,6 +295,7 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
       return true;
     },
     async close() {
+      services.lifecycle.draining = true; // /readyz answers 503 from now on
       const grace = options.shutdownGraceMs ?? hs.shutdownGraceMs;
       await Promise.all(
         servers.map(
@@ -314,4 +328,6 @@ function logCertificate(log: Logger, tls: TlsMaterial, message: string): void {
 async function closeServices(s: Services): Promise<void> {
   await s.sessions.close();
   await s.backend.close();
+  await s.audit.write({ event: 'kbs.stop', pid: process.pid });
+  await s.audit.close();
 }
