@@ -143,7 +143,8 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   for (const w of config.warnings) log.warn(w);
   const metrics = new Metrics({ processMetrics: config.metrics.enabled });
   const audit = await AuditLog.open(config.audit, log, metrics);
-  await audit.require({ event: 'kbs.start', pid: process.pid, config: config.source, admin_mode: config.admin.mode }).catch((e: unknown) => {
+  await audit.require({ event: 'kbs.start', pid: process.pid, config: config.source, admin_mode: config.admin.mode }).catch(async (e: unknown) => {
+    await audit.close();
     throw new Error('[audit] required = true and the start record cannot be written', { cause: e });
   });
 
