@@ -19,6 +19,7 @@ import { createApp } from './app.js';
 import { AuditLog } from './audit.js';
 import { Metrics } from './metrics.js';
 import { observeBackend } from './observed-backend.js';
+import { requestIdFor } from './request-observer.js';
 import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
@@ -100,7 +101,7 @@ function answerClientError(err: Error & { code?: string }, socket: import('node:
       ? ['408 Request Timeout', 'RequestTimeout', 'The request was not received in time']
       : ['400 Bad Request', 'BadRequest', 'Malformed HTTP request'];
   const body = JSON.stringify(problem(code, detail));
-  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestIdFor(undefined)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /**
@@ -109,7 +110,8 @@ function answerClientError(err: Error & { code?: string }, socket: import('node:
  */
 function answerProblem(res: ServerResponse, status: number, code: string, detail: string, close: boolean): void {
   const body = JSON.stringify(problem(code, detail));
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(close ? { Connection: 'close' } : {}) });
+  const requestId = requestIdFor(typeof res.req.headers['x-request-id'] === 'string' ? res.req.headers['x-request-id'] : undefined);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Request-Id': requestId, ...(close ? { Connection: 'close' } : {}) });
   res.end(body);
 }
 

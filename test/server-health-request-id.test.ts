@@ -68,3 +68,24 @@ test('responses carry X-Request-Id (errors too) and every log line of the reques
   const [longAccess] = linesFor(kbs.logs(), 'long-path').filter((l) => l['msg'] === 'request');
   t.true(typeof longAccess?.['path'] === 'string' && (longAccess['path'] as string).length <= 201);
 });
+
+test('answers given before Koa (no Host header, unparsable request) carry an X-Request-Id too', async (t) => {
+  const kbs = await startTestKbs();
+  t.teardown(() => kbs.close());
+  const { port } = new URL(kbs.url);
+  const { connect } = await import('node:net');
+  const send = (raw: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end(raw));
+      let out = '';
+      socket.on('data', (c: Buffer) => (out += c.toString('latin1')));
+      socket.on('end', () => resolve(out));
+      socket.on('error', reject);
+    });
+  const noHost = await send('GET /healthz HTTP/1.1\r\nX-Request-Id: nohost-1\r\n\r\n');
+  t.regex(noHost, /^HTTP\/1\.1 400/);
+  t.regex(noHost, /\r\nX-Request-Id: nohost-1\r\n/i);
+  const garbage = await send('GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.regex(garbage, /^HTTP\/1\.1 400/);
+  t.regex(garbage, /\r\nX-Request-Id: [0-9a-f-]{36}\r\n/i);
+});
