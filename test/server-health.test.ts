@@ -2,7 +2,7 @@
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { READY_CACHE_MS } from '../server/health.js';
+import { READY_CACHE_MS, readyzRoute } from '../server/health.js';
 import { startTestKbs } from './helpers/kbs-server.js';
 import { assertProblem, call } from './helpers/admin-http.js';
 
@@ -56,19 +56,34 @@ test('a draining server is not ready', async (t) => {
   assertProblem(t, await call(kbs.url, 'GET', '/readyz'), 503, 'ServiceUnavailable', { detail: 'Not ready: shutdown' });
 });
 
-test('concurrent probes share one backend check', async (t) => {
+test('concurrent probes share one backend check; a result is reused for a moment', async (t) => {
   const kbs = await startTestKbs();
   t.teardown(() => kbs.close());
-  const backend = kbs.running.services.backend;
-  const original = backend.check.bind(backend);
+  const s = kbs.running.services;
+  const backend = s.backend;
   let calls = 0;
-  // the services' backend is a Proxy; count on the object the routes see
-  Object.defineProperty(kbs.running.services, 'backend', {
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  // the services' backend is a Proxy; wrap it once more to count and hold check()
+  Object.defineProperty(s, 'backend', {
     value: new Proxy(backend, {
-      get: (target, prop) => (prop === 'check' ? () => ((calls += 1), original()) : Reflect.get(target, prop)),
+      get: (target, prop) => (prop === 'check' ? async () => ((calls += 1), await gate, target.check()) : Reflect.get(target, prop)),
     }),
   });
-  const replies = await Promise.all(Array.from({ length: 20 }, () => call(kbs.url, 'GET', '/readyz')));
-  t.true(replies.every((r) => r.status === 200));
-  t.is(calls, 1);
+  const route = readyzRoute(s);
+  const probe = async () => {
+    const ctx = { status: 404, body: undefined as unknown, set: () => undefined };
+    await route(ctx as never, async () => undefined);
+    return ctx.status;
+  };
+  const pending = Array.from({ length: 20 }, probe);
+  await new Promise((r) => setTimeout(r, 50));
+  release();
+  t.deepEqual(await Promise.all(pending), Array(20).fill(200));
+  t.is(calls, 1, 'one evaluation for 20 concurrent probes');
+  t.is(await probe(), 200);
+  t.is(calls, 1, 'cached');
+  await settle();
+  t.is(await probe(), 200);
+  t.is(calls, 2, 'evaluated again once the cache expired');
 });
