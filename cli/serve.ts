@@ -41,7 +41,7 @@ export async function serveCommand(args: string[], io: Io): Promise<number> {
         return resolve(false);
       }
       stopping = true;
-      log.info({ signal }, 'stopping: no new connections, finishing in-flight requests');
+      log.info({ signal }, 'stopping'); // no new connections; in-flight requests finish within the grace period
       kbs.close().then(
         () => resolve(true),
         (e: unknown) => {
