@@ -2,7 +2,7 @@
  * Load benchmark of the KBS server:
  *   npm run bench
  * Starts the KBS (`kbs serve`, the embedded default with plain HTTP on a free loopback port, admin
- * InsecureAllowAll, log level warn, max_sessions 200000, state in a temporary work_dir) as a child
+ * InsecureAllowAll, log level warn, max_sessions 200000, rate limits off, state in a temporary work_dir) as a child
  * process, and the two baselines as child processes of their own, then measures from this process:
  *
  *   (a) a bare node:http server answering a constant                       (bench/bare-constant.ts)
@@ -166,6 +166,8 @@ async function startKbsChild(name: string, dir: string): Promise<{ child: Child;
       'max_sessions = 200000',
       '[admin]',
       'authorization_mode = "InsecureAllowAll"',
+      '[rate_limit]', // 64 clients from 127.0.0.1: the per-client limits would measure themselves
+      'enabled = false',
       '[logging]',
       'level = "warn"',
       '',

@@ -6,12 +6,14 @@ import type { Io } from './policy.js';
 const USAGE = `usage: kbs <command> [options]
 
 commands:
-  serve [-c FILE]              start the KBS (the embedded default when no file and no KBS_CONFIG_FILE)
+  serve [-c|--config-file FILE]  start the KBS (the embedded default when no file and no KBS_CONFIG_FILE)
   config set-resource --path <repo/type/tag> --resource-file F
   config delete-resource --path <repo/type/tag>
   config list-resources
   config set-resource-policy (--policy-file F | --allow-all | --deny-all | --affirming | --default)
   config get-resource-policy   admin calls (--url, --admin-token-file; default ./data/admin-token)
+  config gen-cert --host <name|ip>... --out-cert F --out-key F [--days N] [--force]
+                               write a self-signed HTTPS certificate (EC P-256) and its key (mode 0600)
   attest [--tee-key-file K] [--init-data F]
                                RCAR with the sample attester; prints the attestation token
   get-resource --path P [--tee-key-file K --attestation-token F] [--init-data F] [--output F]
@@ -39,6 +41,7 @@ export async function main(argv: string[], io: Io): Promise<number> {
     case 'serve':
       return (await import('./serve.js')).serveCommand(rest, io);
     case 'config': {
+      if (rest[0] === 'gen-cert') return (await import('./gen-cert.js')).genCertCommand(rest.slice(1), io);
       const { configCommand, runClient } = await import('./client-commands.js');
       return runClient(() => configCommand(rest, io), io);
     }

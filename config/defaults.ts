@@ -26,6 +26,17 @@ export const DEFAULTS = Object.freeze({
   resourcePolicyPath: 'policy/resource-policy.rego',
   policyStepBudget: 1_000_000,
   logLevel: 'info',
+  tlsProfile: 'intermediate',
+  shutdownGraceSeconds: 10,
+  requestTimeoutSeconds: 60,
+  headersTimeoutSeconds: 20,
+  keepAliveTimeoutSeconds: 5,
+  rateLimitEnabled: true,
+  authPerSecond: 20,
+  authBurst: 100,
+  attestPerSecond: 20,
+  attestBurst: 100,
+  rateLimitMaxClients: 100_000,
 });
 
 /** Upper bounds that keep derived values (bytes, milliseconds) exact and sane. */

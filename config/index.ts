@@ -25,6 +25,8 @@ export type {
   LocalFsStorageConfig,
   LogLevel,
   LoggingConfig,
+  MetricsConfig,
+  AuditConfig,
   PluginConfig,
   PolicyConfig,
   ResourcePluginConfig,
@@ -34,6 +36,7 @@ export type {
   Pkcs11StorageConfig,
   SocketAddress,
   TlsFilesConfig,
+  RateLimitConfig,
   TokenBrokerConfig,
   TokenSignerConfig,
 } from './schema.js';

@@ -32,6 +32,8 @@ import { Issues } from './issues.js';
 import { Resolver, URI_SCHEME } from './paths.js';
 import { validateDocument, type AdminInput, type PluginInput } from './validate.js';
 import { resolveVerifierConfig } from './verifier-config.js';
+import { resolveAudit, resolveMetrics } from './observability.js';
+import { resolveRateLimit, resolveServing } from './resolve-serving.js';
 
 function isLoopback(socket: SocketAddress): boolean {
   if (socket.family === 'ipv4') return socket.host.startsWith('127.');
@@ -75,6 +77,7 @@ function resolveHttpServer(r: Resolver, toml: KbsConfigTomlInput): HttpServerCon
     tls,
     payloadRequestSizeMiB,
     payloadRequestSizeBytes: payloadRequestSizeMiB * 1024 * 1024,
+    ...resolveServing(r, toml),
   };
 }
 
@@ -299,6 +302,9 @@ export function resolveDocument(document: Record<string, unknown>, cwd: string, 
     stepBudget: toml.policy?.step_budget ?? DEFAULTS.policyStepBudget,
   };
   const logging = { level: toml.logging?.level ?? DEFAULTS.logLevel };
+  const rateLimit = resolveRateLimit(r, toml);
+  const metrics = resolveMetrics(toml);
+  const audit = resolveAudit(r, toml);
   issues.throwIfAny(source);
 
   return deepFreeze<KbsConfig>({
@@ -311,6 +317,9 @@ export function resolveDocument(document: Record<string, unknown>, cwd: string, 
     plugins,
     policy,
     logging,
+    rateLimit,
+    metrics,
+    audit,
     warnings: r.warnings,
   });
 }

@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { LIMITS, LOG_LEVELS } from './defaults.js';
 import { aclRegexProblem, nonEmptyString, socketAddress, tomlInteger } from './field-checks.js';
 import { VerifierConfigToml } from './verifier-config.js';
+import { HttpServingToml, RateLimitToml } from './schema-serving.js';
 
 export * from './defaults.js';
 export * from './errors.js';
@@ -35,6 +36,7 @@ export const HttpServerToml = z.strictObject({
   certificate: nonEmptyString.optional(),
   /** MiB. */
   payload_request_size: tomlInteger(1, LIMITS.payloadRequestSizeMiB, 'positive integer (MiB)').optional(),
+  ...HttpServingToml,
 });
 
 const jsonPointer = z.string().regex(/^\//, { error: 'must be a JSON pointer starting with "/"' });
@@ -203,6 +205,19 @@ export const LoggingToml = z.strictObject({
   level: z.enum(LOG_LEVELS).optional(),
 });
 
+/** `[metrics]`: the Prometheus endpoint `GET /metrics`. */
+export const MetricsToml = z.strictObject({
+  enabled: z.boolean().optional(),
+});
+
+/** `[audit]`: the audit log (one JSON line per security decision). */
+export const AuditToml = z.strictObject({
+  enabled: z.boolean().optional(),
+  /** A file (relative to work_dir), or "-" / "stdout". */
+  path: nonEmptyString.optional(),
+  required: z.boolean().optional(),
+});
+
 /** The whole document. `admin` and `plugins` entries are dispatched between forms by the loader. */
 export const KbsConfigToml = z.strictObject({
   work_dir: nonEmptyString.optional(),
@@ -214,6 +229,9 @@ export const KbsConfigToml = z.strictObject({
   plugins: z.array(TomlTable).optional(),
   policy: PolicyToml.optional(),
   logging: LoggingToml.optional(),
+  rate_limit: RateLimitToml.optional(),
+  metrics: MetricsToml.optional(),
+  audit: AuditToml.optional(),
 });
 
 export type KbsConfigTomlInput = z.output<typeof KbsConfigToml>;
@@ -230,11 +248,10 @@ export type StorageBackendTomlInput = z.output<typeof StorageBackendToml>;
  */
 export const TRUSTEE_ONLY_KEYS: ReadonlyMap<string, string> = new Map([
   ['http_server.worker_count', 'a Trustee option this KBS does not implement: Node serves from one event loop'],
-  ['http_server.tls_profile', 'a Trustee option this KBS does not implement: Node TLS defaults apply'],
-  ['http_server.tls_min_version', 'a Trustee option this KBS does not implement'],
-  ['http_server.tls_max_version', 'a Trustee option this KBS does not implement'],
-  ['http_server.tls_ciphers', 'a Trustee option this KBS does not implement'],
-  ['http_server.tls_groups', 'a Trustee option this KBS does not implement'],
+  ['http_server.tls_min_version', 'a Trustee option this KBS does not implement: use tls_profile'],
+  ['http_server.tls_max_version', 'a Trustee option this KBS does not implement: use tls_profile'],
+  ['http_server.tls_ciphers', 'a Trustee option this KBS does not implement: use tls_profile'],
+  ['http_server.tls_groups', 'a Trustee option this KBS does not implement: use tls_profile'],
   ['attestation_service.as_addr', 'remote attestation services are not supported, only the built-in one'],
   ['attestation_service.pool_size', 'remote attestation services are not supported, only the built-in one'],
   ['attestation_service.attestation_token_broker.issuer_name', 'a Trustee option this KBS does not implement'],

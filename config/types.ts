@@ -35,6 +35,27 @@ export interface HttpServerConfig {
   readonly payloadRequestSizeMiB: number;
   /** `payloadRequestSizeMiB` × 1 MiB: the request body limit. */
   readonly payloadRequestSizeBytes: number;
+  /** `intermediate`: TLS 1.2 (ECDHE + AEAD only) and 1.3; `modern`: TLS 1.3 only. */
+  readonly tlsProfile: 'intermediate' | 'modern';
+  /** How long a shutdown lets in-flight requests finish before dropping their connections. */
+  readonly shutdownGraceMs: number;
+  /** Whole-request deadline (`server.requestTimeout`). */
+  readonly requestTimeoutMs: number;
+  /** Request-headers deadline (`server.headersTimeout`), at most `requestTimeoutMs`. */
+  readonly headersTimeoutMs: number;
+  /** Idle keep-alive connection lifetime (`server.keepAliveTimeout`). */
+  readonly keepAliveTimeoutMs: number;
+}
+
+/** `[rate_limit]`: token buckets per client address on /auth and /attest. */
+export interface RateLimitConfig {
+  readonly enabled: boolean;
+  readonly auth: { readonly perSecond: number; readonly burst: number };
+  readonly attest: { readonly perSecond: number; readonly burst: number };
+  /** Most client buckets kept (least recently used evicted). */
+  readonly maxClients: number;
+  /** IPs / CIDR blocks whose X-Forwarded-For names the client; empty: the socket peer is the client. */
+  readonly trustedProxies: readonly string[];
 }
 
 export interface AttestationTokenConfig {
@@ -178,6 +199,19 @@ export interface LoggingConfig {
   readonly level: LogLevel;
 }
 
+export interface MetricsConfig {
+  /** Serve `GET /metrics` (Prometheus text format, unauthenticated like Trustee's). */
+  readonly enabled: boolean;
+}
+
+export interface AuditConfig {
+  readonly enabled: boolean;
+  /** Where records go: an absolute file path (append-only, fsync per record) or standard output. */
+  readonly destination: { readonly kind: 'file'; readonly path: string } | { readonly kind: 'stdout' };
+  /** Refuse releases and admin changes whose record cannot be written (fail closed). */
+  readonly required: boolean;
+}
+
 /** The fully resolved configuration. Deeply frozen; every path is absolute. */
 export interface KbsConfig {
   /** Absolute path of the configuration file, or `EMBEDDED_DEFAULT_SOURCE`. */
@@ -192,6 +226,9 @@ export interface KbsConfig {
   readonly plugins: readonly PluginConfig[];
   readonly policy: PolicyConfig;
   readonly logging: LoggingConfig;
+  readonly rateLimit: RateLimitConfig;
+  readonly metrics: MetricsConfig;
+  readonly audit: AuditConfig;
   /** Things the server should log at start (insecure modes, legacy forms, ignored keys). */
   readonly warnings: readonly string[];
 }

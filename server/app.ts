@@ -7,10 +7,13 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { errorHandler } from './error-handler.js';
 import { KbsError } from './errors.js';
+import { healthzRoute, metricsRoute, readyzRoute } from './health.js';
+import { observeRequests } from './request-observer.js';
 import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
 import { getResourcePolicyRoute, setResourcePolicyRoute } from './routes/resource-policy.js';
+import { rateLimitStep } from './rate-limit.js';
 import type { KbsState, Step } from './routes/types.js';
 import type { Services } from './services.js';
 
@@ -21,19 +24,19 @@ export function createApp(s: Services): Koa<KbsState> {
   app.silent = true;
   const router = new Router<KbsState>();
 
-  router.post('/kbs/v0/auth{/*rest}', ...(authRoute(s) as Step[]));
-  router.post('/kbs/v0/attest{/*rest}', ...attestRoute(s));
+  router.post('/kbs/v0/auth{/*rest}', rateLimitStep(s.rateLimiter, 'auth'), ...(authRoute(s) as Step[]));
+  router.post('/kbs/v0/attest{/*rest}', rateLimitStep(s.rateLimiter, 'attest'), ...attestRoute(s));
   router.get('/kbs/v0/resource/*path', ...getResourceRoute(s));
   router.post('/kbs/v0/resource/*path', ...setResourceRoute(s));
   router.delete('/kbs/v0/resource/*path', ...deleteResourceRoute(s));
   router.post('/kbs/v0/resource-policy{/*rest}', ...setResourcePolicyRoute(s));
   router.get('/kbs/v0/resource-policy{/*rest}', ...getResourcePolicyRoute(s));
   router.get('/kbs/v0/resources', ...listResourcesRoute(s));
-  router.get('/healthz', async (ctx) => {
-    ctx.status = 200;
-    ctx.body = '';
-  });
+  router.get('/healthz', healthzRoute());
+  router.get('/readyz', readyzRoute(s));
+  if (s.metricsEnabled) router.all('/metrics', metricsRoute(s));
 
+  app.use(observeRequests(s)); // request id, request logger, HTTP metrics, access log
   app.use(errorHandler(s.log));
   app.use(router.routes());
   app.use(async function unknownRoute(ctx) {

@@ -16,8 +16,10 @@ export function problem(code: string, detail: string): ProblemBody {
   return { type: ERROR_TYPE_PREFIX + code, detail };
 }
 
-export function errorHandler(log: Logger) {
+export function errorHandler(serverLog: Logger) {
   return async function handleErrors(ctx: Context, next: Next): Promise<void> {
+    // the request's logger (bound to its request id) when server/request-observer.ts set one
+    const log = (ctx.state as { log?: Logger }).log ?? serverLog;
     try {
       await next();
     } catch (e) {

@@ -24,6 +24,7 @@ export type KbsErrorCode =
   | 'PayloadTooLarge'
   | 'MethodNotAllowed'
   | 'SessionCapacityExceeded'
+  | 'TooManyRequests'
   | 'ServiceUnavailable';
 
 export const ERROR_TYPE_PREFIX = 'https://github.com/confidential-containers/kbs/errors/';
@@ -49,6 +50,8 @@ export const ERROR_STATUS: Readonly<Record<KbsErrorCode, number>> = {
   PayloadTooLarge: 413,
   MethodNotAllowed: 405,
   SessionCapacityExceeded: 503,
+  /** Ours: a client over its /auth or /attest rate limit (with Retry-After). */
+  TooManyRequests: 429,
   ServiceUnavailable: 503,
 };
 

@@ -3,7 +3,10 @@ import type { AttestationService } from '../attestation/service.js';
 import type { StorageBackend } from '../backends/types.js';
 import type { ResourcePolicyStore } from '../policy/store.js';
 import type { AdminAuthorizer } from './admin-auth.js';
+import type { AuditLog } from './audit.js';
+import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { SessionStore } from './sessions.js';
 import type { TokenSigner, TokenVerifier } from './tokens.js';
 
@@ -24,4 +27,13 @@ export interface Services {
   extraTeeKeyPaths: readonly string[];
   /** Set the `Secure` cookie attribute (HTTPS). */
   secureCookies: boolean;
+  /** Prometheus metrics (counted always; served on GET /metrics when `metricsEnabled`). */
+  metrics: Metrics;
+  metricsEnabled: boolean;
+  /** The audit log (a no-op when `[audit]` is disabled). */
+  audit: AuditLog;
+  /** Set when the server starts shutting down: /readyz answers 503 from then on. */
+  lifecycle: { draining: boolean };
+  /** Per-client limits on /auth and /attest; absent when `[rate_limit] enabled = false`. */
+  rateLimiter?: RateLimiter;
 }

@@ -3,10 +3,10 @@
  * (keys, policy store, storage backend, attestation service, admin authorizer, sessions), logs a
  * loud warning for every insecure mode on every start, and returns a handle that closes it all.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { readFile, mkdir } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
 import { AttestationService, defaultVerifiers, hardwareVerifiers } from '../attestation/index.js';
@@ -16,17 +16,29 @@ import { readSecret, type AdminConfig, type KbsConfig, type ResourceStorageConfi
 import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
+import { AuditLog } from './audit.js';
+import { Metrics } from './metrics.js';
+import { observeBackend } from './observed-backend.js';
+import { requestIdFor } from './request-observer.js';
 import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
 import type { Services } from './services.js';
+import { RateLimiter } from './rate-limit.js';
 import { MemorySessionStore } from './sessions.js';
+import { loadTlsMaterial, profileOptions, type TlsMaterial } from './tls.js';
 import { TokenSigner, TokenVerifier } from './tokens.js';
 
 export interface RunningKbs {
   /** Base URLs of the listeners (e.g. http://127.0.0.1:8080). */
   urls: string[];
   services: Services;
+  /**
+   * Re-reads the TLS key and certificate (SIGHUP) and serves them to new connections; open
+   * connections keep theirs. A bad pair is logged and the current one stays. False when nothing
+   * was reloaded (plain HTTP, or the new files are unusable).
+   */
+  reloadTls(): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -34,13 +46,12 @@ export interface StartOptions {
   log?: Logger;
   now?: () => Date;
   /**
-   * How long close() lets in-flight requests finish before it drops their connections (default
-   * 5000 ms). Without a bound, one stuck or slow client would hold a shutdown (SIGTERM) open.
+   * How long close() lets in-flight requests finish before it drops their connections (default:
+   * `[http_server] shutdown_grace_seconds`). Without a bound, one stuck or slow client would hold a
+   * shutdown (SIGTERM) open.
    */
   shutdownGraceMs?: number;
 }
-
-const DEFAULT_SHUTDOWN_GRACE_MS = 5000;
 
 function certificatesFromPem(pem: string): X509Certificate[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b));
@@ -83,9 +94,14 @@ async function adminAuthConfig(admin: AdminConfig): Promise<AdminAuthConfig> {
 function answerClientError(err: Error & { code?: string }, socket: import('node:stream').Duplex): void {
   if (!socket.writable) return;
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? '431 Request Header Fields Too Large' : '400 Bad Request';
-  const body = JSON.stringify(problem(tooLarge ? 'RequestHeaderTooLarge' : 'BadRequest', tooLarge ? 'Request headers too large' : 'Malformed HTTP request'));
-  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const timedOut = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'; // request_timeout_seconds / headers_timeout_seconds
+  const [status, code, detail] = tooLarge
+    ? ['431 Request Header Fields Too Large', 'RequestHeaderTooLarge', 'Request headers too large']
+    : timedOut
+      ? ['408 Request Timeout', 'RequestTimeout', 'The request was not received in time']
+      : ['400 Bad Request', 'BadRequest', 'Malformed HTTP request'];
+  const body = JSON.stringify(problem(code, detail));
+  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestIdFor(undefined)}\r\nConnection: close\r\n\r\n${body}`);
 }
 
 /**
@@ -94,7 +110,8 @@ function answerClientError(err: Error & { code?: string }, socket: import('node:
  */
 function answerProblem(res: ServerResponse, status: number, code: string, detail: string, close: boolean): void {
   const body = JSON.stringify(problem(code, detail));
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...(close ? { Connection: 'close' } : {}) });
+  const requestId = requestIdFor(typeof res.req.headers['x-request-id'] === 'string' ? res.req.headers['x-request-id'] : undefined);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), 'X-Request-Id': requestId, ...(close ? { Connection: 'close' } : {}) });
   res.end(body);
 }
 
@@ -126,6 +143,12 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const log = options.log ?? createLogger({ level: config.logging.level === 'off' ? 'silent' : config.logging.level });
   await mkdir(config.workDir, { recursive: true, mode: 0o700 });
   for (const w of config.warnings) log.warn(w);
+  const metrics = new Metrics({ processMetrics: config.metrics.enabled });
+  const audit = await AuditLog.open(config.audit, log, metrics);
+  await audit.require({ event: 'kbs.start', pid: process.pid, config: config.source, admin_mode: config.admin.mode }).catch(async (e: unknown) => {
+    await audit.close();
+    throw new Error('[audit] required = true and the start record cannot be written', { cause: e });
+  });
 
   // admin
   if (config.admin.mode === 'AuthenticatedAuthorization' && config.admin.generatedCredentials) {
@@ -163,7 +186,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const policies = await ResourcePolicyStore.open(config.policy.resourcePolicyPath);
   const resource = config.plugins.find((p) => p.name === 'resource');
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
-  const backend: StorageBackend = await openBackend(await backendConfig(resource.storage, log));
+  const backend: StorageBackend = observeBackend(await openBackend(await backendConfig(resource.storage, log)), metrics);
   const attestation = new AttestationService({
     verifiers: hardwareVerifiers(config.attestationService.verifiers, defaultVerifiers()),
     appraisalPolicy: compile(samplePolicyText('ear_default_policy_cpu'), { hostFunctions: APPRAISAL_HOST_FUNCTIONS }),
@@ -176,6 +199,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     maxSessions: config.attestationService.maxSessions,
     ...(options.now ? { now: () => (options.now as () => Date)().getTime() } : {}),
   });
+  metrics.trackSessions(() => sessions.size());
   return {
     log,
     sessions,
@@ -189,6 +213,11 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     policyStepBudget: config.policy.stepBudget,
     extraTeeKeyPaths: config.attestationToken.extraTeeKeyPaths,
     secureCookies: !config.httpServer.insecureHttp,
+    metrics,
+    metricsEnabled: config.metrics.enabled,
+    audit,
+    lifecycle: { draining: false },
+    ...(config.rateLimit.enabled ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
   };
 }
 
@@ -204,20 +233,28 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
     }
     void koa(req, res);
   };
-  let tls: { key: string; cert: string } | undefined;
-  if (!config.httpServer.insecureHttp && config.httpServer.tls) {
-    const key = await readFile(config.httpServer.tls.privateKeyPath, 'utf8');
-    createPrivateKey(key); // a clear error now rather than a TLS failure later
-    tls = { key, cert: await readFile(config.httpServer.tls.certificatePath, 'utf8') };
+  const hs = config.httpServer;
+  const tlsFiles = hs.insecureHttp ? null : hs.tls;
+  let tls: TlsMaterial | undefined;
+  try {
+    if (tlsFiles) tls = await loadTlsMaterial(tlsFiles, hs.tlsProfile, options.now?.());
+  } catch (e) {
+    await closeServices(services);
+    throw e;
   }
+  if (tls) logCertificate(log, tls, 'TLS certificate loaded');
   const servers: HttpServer[] = [];
   const urls: string[] = [];
   try {
     for (const socket of config.httpServer.sockets) {
+      // the Host check is the handler's (a problem body); timeouts are checked every second
+      const common = { requireHostHeader: false, connectionsCheckingInterval: 1000 };
       const server = tls
-        ? createHttpsServer({ key: tls.key, cert: tls.cert, minVersion: 'TLSv1.2', requireHostHeader: false }, handler)
-        : createHttpServer({ requireHostHeader: false }, handler); // the Host check is the handler's (a problem body)
-      server.requestTimeout = 60_000;
+        ? createHttpsServer({ ...profileOptions(hs.tlsProfile), key: tls.key, cert: tls.cert, ...common }, handler)
+        : createHttpServer(common, handler);
+      server.requestTimeout = hs.requestTimeoutMs;
+      server.headersTimeout = hs.headersTimeoutMs;
+      server.keepAliveTimeout = hs.keepAliveTimeoutMs;
       server.on('clientError', answerClientError);
       server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => answerProblem(res, 417, 'ExpectationFailed', 'Only Expect: 100-continue is supported', false));
       await new Promise<void>((resolve, reject) => {
@@ -244,8 +281,25 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
   return {
     urls,
     services,
+    async reloadTls() {
+      if (!tlsFiles) {
+        log.info('TLS reload requested, but this server speaks plain HTTP');
+        return false;
+      }
+      let next: TlsMaterial;
+      try {
+        next = await loadTlsMaterial(tlsFiles, hs.tlsProfile, options.now?.());
+      } catch (e) {
+        log.error({ err: e instanceof Error ? e.message : String(e) }, 'TLS reload failed: keeping the current certificate and key');
+        return false;
+      }
+      for (const s of servers) (s as unknown as HttpsServer).setSecureContext({ ...profileOptions(hs.tlsProfile), key: next.key, cert: next.cert });
+      logCertificate(log, next, 'TLS certificate reloaded');
+      return true;
+    },
     async close() {
-      const grace = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+      services.lifecycle.draining = true; // /readyz answers 503 from now on
+      const grace = options.shutdownGraceMs ?? hs.shutdownGraceMs;
       await Promise.all(
         servers.map(
           (s) =>
@@ -267,7 +321,16 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
   };
 }
 
+function logCertificate(log: Logger, tls: TlsMaterial, message: string): void {
+  const { leaf } = tls;
+  const fields = { subject: leaf.subject, subjectAltName: leaf.subjectAltName, validTo: leaf.validTo, sha256: leaf.fingerprint256 };
+  if (leaf.expired) log.warn(fields, `${message}: the certificate has EXPIRED; clients will refuse it`);
+  else log.info(fields, message);
+}
+
 async function closeServices(s: Services): Promise<void> {
   await s.sessions.close();
   await s.backend.close();
+  await s.audit.write({ event: 'kbs.stop', pid: process.pid });
+  await s.audit.close();
 }

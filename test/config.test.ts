@@ -65,6 +65,18 @@ test('embedded default: loopback HTTP, generated keys, authenticated admin, Loca
     tls: null,
     payloadRequestSizeMiB: 2,
     payloadRequestSizeBytes: 2 * 1024 * 1024,
+    tlsProfile: 'intermediate',
+    shutdownGraceMs: 10_000,
+    requestTimeoutMs: 60_000,
+    headersTimeoutMs: 20_000,
+    keepAliveTimeoutMs: 5_000,
+  });
+  t.deepEqual(c.rateLimit, {
+    enabled: true,
+    auth: { perSecond: 20, burst: 100 },
+    attest: { perSecond: 20, burst: 100 },
+    maxClients: 100_000,
+    trustedProxies: [],
   });
   t.deepEqual(c.attestationToken, {
     trustedCertsPaths: [],

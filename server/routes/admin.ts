@@ -1,6 +1,7 @@
 /** The admin check step, with upstream's two error variants. */
 import { AdminDenied } from '../admin-auth.js';
 import { KbsError } from '../errors.js';
+import { adminDenied } from '../observe.js';
 import type { Services } from '../services.js';
 import type { Step } from './types.js';
 
@@ -14,7 +15,7 @@ export function requireAdmin(s: Services, endpoint?: string): Step {
       ctx.state.admin = await s.admin.authorize(ctx.get('Authorization') || undefined, ctx.originalUrl);
     } catch (e) {
       if (!(e instanceof AdminDenied)) throw e;
-      s.log.warn({ method: ctx.method, path: ctx.path, reason: e.message }, 'admin request denied');
+      await adminDenied(s, ctx, e.message);
       throw endpoint === undefined
         ? new KbsError('AdminAuthInitialization', `failed to initialize [admin] configuration: ${e.message}`)
         : new KbsError('AdminAuthAccess', `admin access denied for endpoint ${endpoint}: ${e.message}`);

@@ -3,6 +3,7 @@ import { AttestationFailure } from '../../attestation/types.js';
 import { parseJson, readRawBody } from '../body.js';
 import { readSessionCookie, sessionCookie } from '../cookie.js';
 import { KbsError } from '../errors.js';
+import { attestationVerdict, countAttestation } from '../observe.js';
 import type { Services } from '../services.js';
 import type { AuthedSession, Session } from '../sessions.js';
 import type { KbsContext, Step } from './types.js';
@@ -40,7 +41,7 @@ export function attestRoute(s: Services): Step[] {
       claims = await s.attestation.attest({ tee: session.tee, nonce: session.nonce, attestation: body });
     } catch (e) {
       if (e instanceof AttestationFailure) {
-        s.log.warn({ tee: session.tee, step: e.step, reason: e.message }, 'attestation failed');
+        await attestationVerdict(s, ctx, session.tee, e);
         throw attestFailed(`${e.step}: ${e.message}`);
       }
       throw e;
@@ -49,11 +50,11 @@ export function attestRoute(s: Services): Step[] {
     s.verifier.rememberIssued(token, s.signer);
     const attested = await s.sessions.attest(session.id, token);
     if (!attested) throw attestFailed('the session expired during attestation');
-    s.log.info({ tee: session.tee }, 'attestation succeeded');
+    await attestationVerdict(s, ctx, session.tee);
     respond(ctx, attested.id, attested.expiresAt, token, s.secureCookies);
   };
 
-  return [loadSession, reuseIssuedToken, verifyAndIssue];
+  return [countAttestation(s), loadSession, reuseIssuedToken, verifyAndIssue];
 }
 
 function respond(ctx: KbsContext, id: string, expiresAt: number, token: string, secure: boolean): void {

@@ -5,6 +5,7 @@ import { TEES, type Tee } from '../../attestation/types.js';
 import { parseJson, readRawBody } from '../body.js';
 import { sessionCookie } from '../cookie.js';
 import { KbsError } from '../errors.js';
+import { countAuth } from '../observe.js';
 import type { Services } from '../services.js';
 import type { Step } from './types.js';
 
@@ -46,5 +47,5 @@ export function authRoute(s: Services): Step[] {
     ctx.body = { nonce, 'extra-params': '' };
   };
 
-  return [readAuthRequest, issueChallenge];
+  return [countAuth(s), readAuthRequest, issueChallenge];
 }

@@ -3,7 +3,8 @@ import { isPolicyError } from '../../policy/index.js';
 import { parseJson, readRawBody } from '../body.js';
 import { KbsError } from '../errors.js';
 import type { Services } from '../services.js';
-import { adminWho, requireAdmin } from './admin.js';
+import { adminChange } from '../observe.js';
+import { requireAdmin } from './admin.js';
 import type { Step } from './types.js';
 
 const B64URL_NOPAD = /^[A-Za-z0-9_-]*$/;
@@ -33,14 +34,16 @@ export function decodePolicyRequest(body: Buffer): string {
 
 export function setResourcePolicyRoute(s: Services): Step[] {
   const setPolicy: Step = async (ctx) => {
-    const text = decodePolicyRequest(await readRawBody(ctx, s.payloadLimitBytes));
-    try {
-      const policy = await s.policies.set(text);
-      s.log.info({ sha384: policy.hash, by: adminWho(ctx.state.admin) }, 'resource policy set');
-    } catch (e) {
-      if (isPolicyError(e)) throw new KbsError('PolicyEngineError', `Policy engine error: ${e.message}`);
-      throw e;
-    }
+    await adminChange(s, ctx, 'resource-policy.set', undefined, async () => {
+      const text = decodePolicyRequest(await readRawBody(ctx, s.payloadLimitBytes));
+      try {
+        const policy = await s.policies.set(text);
+        return { sha384: policy.hash };
+      } catch (e) {
+        if (isPolicyError(e)) throw new KbsError('PolicyEngineError', `Policy engine error: ${e.message}`);
+        throw e;
+      }
+    });
     ctx.status = 200;
     ctx.body = '';
     ctx.remove('Content-Type');

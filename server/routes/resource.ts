@@ -12,7 +12,8 @@ import { KbsError } from '../errors.js';
 import { encryptForTeeKey, JweError } from '../jwe.js';
 import type { Services } from '../services.js';
 import { parseTeePubKey, type TeePubKey } from '../tee-pubkey.js';
-import { adminWho, requireAdmin } from './admin.js';
+import { adminChange, auditRelease, policyDecision } from '../observe.js';
+import { requireAdmin } from './admin.js';
 import type { KbsContext, Step } from './types.js';
 import type { ResourcePath } from '../../backends/types.js';
 
@@ -91,8 +92,8 @@ export function getResourceRoute(s: Services): Step[] {
       { plugin: 'resource', resourcePath: segments, query: queryMap(ctx) },
       { stepBudget: s.policyStepBudget },
     );
+    await policyDecision(s, ctx, segments.join('/'), decision);
     if (!decision.allow) {
-      s.log.info({ resource: segments.join('/'), reason: decision.reason }, 'release denied by policy');
       throw new KbsError('PolicyDeny', 'Access denied by policy', { cause: decision.reason });
     }
     await next();
@@ -133,7 +134,7 @@ export function getResourceRoute(s: Services): Step[] {
     const teeKey = key;
     try {
       ctx.body = encryptForTeeKey(teeKey, ctx.state.resource as Uint8Array, {
-        onDeprecated: (message) => s.log.warn({ alg: teeKey.alg }, message),
+        onDeprecated: (message) => (ctx.state.log ?? s.log).warn({ alg: teeKey.alg }, message),
       });
     } catch (e) {
       if (e instanceof JweError) throw new KbsError('JweError', 'JWE failed', { cause: e });
@@ -141,10 +142,9 @@ export function getResourceRoute(s: Services): Step[] {
     }
     ctx.status = 200;
     ctx.type = 'application/json';
-    s.log.info({ resource: formatResourcePath(ctx.state.resourcePath as ResourcePath) }, 'resource released');
   };
 
-  return [findCredentials, verifyToken, authorizeByPolicy, readResource, encryptForTee];
+  return [findCredentials, verifyToken, authorizeByPolicy, auditRelease(s), readResource, encryptForTee];
 }
 
 function adminResourcePath(ctx: KbsContext): ResourcePath {
@@ -165,13 +165,15 @@ function emptyOk(ctx: KbsContext): void {
 export function setResourceRoute(s: Services): Step[] {
   const writeResource: Step = async (ctx) => {
     const path = adminResourcePath(ctx);
-    const value = await readRawBody(ctx, s.payloadLimitBytes);
-    try {
-      await s.backend.put(path, value);
-    } catch (e) {
-      throw storageError(e, formatResourcePath(path));
-    }
-    s.log.info({ resource: formatResourcePath(path), size: value.length, by: adminWho(ctx.state.admin) }, 'resource written');
+    await adminChange(s, ctx, 'resource.write', formatResourcePath(path), async () => {
+      const value = await readRawBody(ctx, s.payloadLimitBytes);
+      try {
+        await s.backend.put(path, value);
+      } catch (e) {
+        throw storageError(e, formatResourcePath(path));
+      }
+      return { size: value.length };
+    });
     emptyOk(ctx);
   };
   return [requireAdmin(s), writeResource];
@@ -180,12 +182,14 @@ export function setResourceRoute(s: Services): Step[] {
 export function deleteResourceRoute(s: Services): Step[] {
   const deleteResource: Step = async (ctx) => {
     const path = adminResourcePath(ctx);
-    try {
-      await s.backend.delete(path);
-    } catch (e) {
-      throw storageError(e, formatResourcePath(path));
-    }
-    s.log.info({ resource: formatResourcePath(path), by: adminWho(ctx.state.admin) }, 'resource deleted');
+    await adminChange(s, ctx, 'resource.delete', formatResourcePath(path), async () => {
+      try {
+        await s.backend.delete(path);
+      } catch (e) {
+        throw storageError(e, formatResourcePath(path));
+      }
+      return {};
+    });
     emptyOk(ctx);
   };
   return [requireAdmin(s), deleteResource];

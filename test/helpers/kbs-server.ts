@@ -68,11 +68,14 @@ function storageToml(workDir: string): string {
 
 /**
  * What every test server starts from: its configuration parsed from `toml` (plain HTTP on an
- * ephemeral loopback port unless the TOML has an [http_server] section) and a debug logger that
+ * ephemeral loopback port unless the TOML has an [http_server] section; no rate limits unless it
+ * has a [rate_limit] section) and a debug logger that
  * writes to memory, with everything logged so far.
  */
 export function testServerSetup(toml: string, workDir: string): { config: KbsConfig; log: Logger; logs(): string } {
-  const text = /\[http_server\]/.test(toml) ? toml : `${toml}\n[http_server]\nsockets = ["127.0.0.1:0"]\ninsecure_http = true\n`;
+  let text = /\[http_server\]/.test(toml) ? toml : `${toml}\n[http_server]\nsockets = ["127.0.0.1:0"]\ninsecure_http = true\n`;
+  // every test client is 127.0.0.1: per-client rate limits only where a test asks for them
+  if (!/\[rate_limit\]/.test(text)) text += '\n[rate_limit]\nenabled = false\n';
   const config = parseConfigText(text, { cwd: workDir, source: join(workDir, 'kbs-config.toml') });
   const chunks: string[] = [];
   const destination = new Writable({
