@@ -10,6 +10,8 @@ import { KbsError } from './errors.js';
 import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
+import { setAttestationPolicyRoute } from './routes/attestation-policy.js';
+import { getReferenceValueRoute, setReferenceValueRoute } from './routes/reference-value.js';
 import { getResourcePolicyRoute, setResourcePolicyRoute } from './routes/resource-policy.js';
 import type { KbsState, Step } from './routes/types.js';
 import type { Services } from './services.js';
@@ -29,6 +31,9 @@ export function createApp(s: Services): Koa<KbsState> {
   router.post('/kbs/v0/resource-policy{/*rest}', ...setResourcePolicyRoute(s));
   router.get('/kbs/v0/resource-policy{/*rest}', ...getResourcePolicyRoute(s));
   router.get('/kbs/v0/resources', ...listResourcesRoute(s));
+  router.post('/kbs/v0/attestation-policy{/*rest}', ...setAttestationPolicyRoute(s));
+  router.post('/kbs/v0/reference-value{/*rest}', ...setReferenceValueRoute(s));
+  router.get('/kbs/v0/reference-value{/*rest}', ...getReferenceValueRoute(s));
   router.get('/healthz', async (ctx) => {
     ctx.status = 200;
     ctx.body = '';
