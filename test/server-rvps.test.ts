@@ -87,7 +87,7 @@ async function affirmingKbs(t: ExecutionContext, workDir?: string): Promise<Test
 
 // ---- conformance ------------------------------------------------------------------------------
 
-test('46: POST attestation-policy sets a policy (200 empty); policy "%%%" → 401 AttestationError', async (t) => {
+test.serial('46: POST attestation-policy sets a policy (200 empty); policy "%%%" → 401 AttestationError', async (t) => {
   const kbs = await start(t);
   const token = kbs.adminToken as string;
   const ok = await call(kbs.url, 'POST', '/kbs/v0/attestation-policy', { token, headers: JSON_CT, body: policyMessage(samplePolicyText('ear_default_policy_cpu')) });
@@ -98,7 +98,7 @@ test('46: POST attestation-policy sets a policy (200 empty); policy "%%%" → 40
   assertProblem(t, await call(kbs.url, 'GET', '/kbs/v0/attestation-policy', { token }), 404, 'PluginNotFound', { detail: 'Plugin attestation-policy not found' });
 });
 
-test('47: POST reference-value svn ["1"] → 200 application/json empty; GET → ["1"]; unknown → 401 RvpsError', async (t) => {
+test.serial('47: POST reference-value svn ["1"] → 200 application/json empty; GET → ["1"]; unknown → 401 RvpsError', async (t) => {
   const kbs = await start(t);
   const token = kbs.adminToken as string;
   const post = await call(kbs.url, 'POST', '/kbs/v0/reference-value', { token, headers: JSON_CT, body: sampleMessage({ svn: ['1'] }) });
@@ -119,7 +119,7 @@ test('47: POST reference-value svn ["1"] → 200 application/json empty; GET →
 
 // ---- appraisal drives the resource policy -----------------------------------------------------
 
-test('affirming.rego: matching reference values release the secret; non-matching ones are denied', async (t) => {
+test.serial('affirming.rego: matching reference values release the secret; non-matching ones are denied', async (t) => {
   const kbs = await affirmingKbs(t);
   const key = await TeeKeyPair.generate();
 
@@ -153,7 +153,7 @@ test('affirming.rego: matching reference values release the secret; non-matching
   assertProblem(t, await getResource(kbs.url, now1.cookie), 403, 'PolicyDeny');
 });
 
-test('an uploaded default_cpu applies to the next /attest; an invalid one is refused and the old one stays', async (t) => {
+test.serial('an uploaded default_cpu applies to the next /attest; an invalid one is refused and the old one stays', async (t) => {
   const kbs = await affirmingKbs(t);
   const token = kbs.adminToken as string;
   const key = await TeeKeyPair.generate();
@@ -188,7 +188,7 @@ test('an uploaded default_cpu applies to the next /attest; an invalid one is ref
   t.deepEqual(still.cpu0['ear.trustworthiness-vector'], { 'instance-identity': 2, configuration: 2, executables: 3, hardware: 2 });
 });
 
-test('a restart keeps attestation policies and reference values', async (t) => {
+test.serial('a restart keeps attestation policies and reference values', async (t) => {
   const first = await affirmingKbs(t);
   const token = first.adminToken as string;
   await setRvs(first, { svn: ['1'], 'x/y': { a: 1 } });
@@ -204,7 +204,7 @@ test('a restart keeps attestation policies and reference values', async (t) => {
   t.is((await getResource(second.url, attested.cookie)).status, 200);
 });
 
-test('[storage_backend] local_fs dir_path holds the policies and reference values, as in Trustee', async (t) => {
+test.serial('[storage_backend] local_fs dir_path holds the policies and reference values, as in Trustee', async (t) => {
   const workDir = mkdtempSync(join(tmpdir(), 'kbs-rvps-sb-'));
   const toml = '[storage_backend]\nstorage_type = "LocalFs"\n[storage_backend.backends.local_fs]\ndir_path = "kv"\n[attestation_service.rvps_config]\ntype = "BuiltIn"\nstorage_type = "LocalFs"\n';
   const kbs = await start(t, { toml, workDir });
@@ -215,7 +215,7 @@ test('[storage_backend] local_fs dir_path holds the policies and reference value
 
 // ---- admin auth and malformed bodies ------------------------------------------------------------
 
-test('admin auth guards all three endpoints (AdminAuthAccess naming the endpoint)', async (t) => {
+test.serial('admin auth guards all three endpoints (AdminAuthAccess naming the endpoint)', async (t) => {
   const kbs = await start(t);
   const deny = await start(t, { toml: '[admin]\nauthorization_mode = "DenyAll"\n' });
   const cases = [
@@ -234,7 +234,7 @@ test('admin auth guards all three endpoints (AdminAuthAccess naming the endpoint
   assertProblem(t, await call(kbs.url, 'GET', '/kbs/v0/reference-value/svn', { token: kbs.adminToken as string }), 401, 'RvpsError');
 });
 
-test('malformed reference-value bodies → 401 RvpsError (413 when over the limit), nothing written', async (t) => {
+test.serial('malformed reference-value bodies → 401 RvpsError (413 when over the limit), nothing written', async (t) => {
   const kbs = await start(t, { toml: '[http_server]\nsockets = ["127.0.0.1:0"]\ninsecure_http = true\npayload_request_size = 1\n' });
   const token = kbs.adminToken as string;
   await setRvs(kbs, { keep: ['1'] });
@@ -274,7 +274,7 @@ async function cli(...argv: string[]): Promise<{ code: number; out: string; err:
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 
-test('CLI: set-sample-reference-value, get-reference-value and set-attestation-policy as kbs-client', async (t) => {
+test.serial('CLI: set-sample-reference-value, get-reference-value and set-attestation-policy as kbs-client', async (t) => {
   const kbs = await affirmingKbs(t);
   const dir = mkdtempSync(join(tmpdir(), 'kbs-rvps-cli-'));
   const tokenFile = join(dir, 'admin-token');
