@@ -22,8 +22,14 @@ export const MAX_ADDITIONAL_DEVICES = 64;
 
 export interface AttestationServiceOptions {
   verifiers: VerifierRegistry;
+  /**
+   * The appraisal policy of a device class, looked up at each attestation (e.g. the policy store's
+   * `default_<class>`, so that a newly set policy applies to the next attestation). When given,
+   * `appraisalPolicy` and `classPolicies` are not used. Undefined: the class has no policy.
+   */
+  appraisalPolicyFor?: (teeClass: TeeClass) => Policy | undefined;
   /** The `cpu` appraisal policy (`default_cpu`), compiled with APPRAISAL_HOST_FUNCTIONS. */
-  appraisalPolicy: Policy;
+  appraisalPolicy?: Policy;
   /**
    * Appraisal policies of other device classes (`gpu`, `switch`, `dcu`, …), as upstream's
    * `default_<class>`. A device whose class has no policy fails the appraisal, as upstream does.
@@ -127,7 +133,7 @@ async function runVerifier(
 
 export class AttestationService {
   private readonly verifiers: VerifierRegistry;
-  private readonly policies: ReadonlyMap<TeeClass, Policy>;
+  private readonly policyFor: (teeClass: TeeClass) => Policy | undefined;
   private readonly referenceValue: (id: string) => JsonValue | null;
   private readonly lifetimeSeconds: number;
   private readonly now: () => Date;
@@ -139,7 +145,13 @@ export class AttestationService {
       throw new RangeError('tokenLifetimeSeconds must be a positive integer');
     }
     this.verifiers = options.verifiers;
-    this.policies = new Map([...Object.entries(options.classPolicies ?? {}), ['cpu', options.appraisalPolicy]]);
+    if (options.appraisalPolicyFor !== undefined) {
+      this.policyFor = options.appraisalPolicyFor;
+    } else {
+      if (options.appraisalPolicy === undefined) throw new TypeError('appraisalPolicy or appraisalPolicyFor is required');
+      const policies = new Map([...Object.entries(options.classPolicies ?? {}), ['cpu', options.appraisalPolicy]]);
+      this.policyFor = (teeClass) => policies.get(teeClass);
+    }
     this.referenceValue = options.referenceValue;
     this.lifetimeSeconds = options.tokenLifetimeSeconds;
     this.now = options.now ?? (() => new Date());
@@ -154,7 +166,7 @@ export class AttestationService {
   }
 
   private appraise(input: Claims, teeClass: TeeClass, nowNs: number): Appraisal {
-    const policy = this.policies.get(teeClass);
+    const policy = this.policyFor(teeClass);
     if (policy === undefined) {
       throw new AttestationFailure('appraisal', `no appraisal policy for device class ${teeClass}`);
     }

@@ -3,6 +3,9 @@
  *   kbs config set-resource --path P --resource-file F | delete-resource --path P | list-resources
  *              | set-resource-policy (--policy-file F | --allow-all | --deny-all | --affirming | --default)
  *              | get-resource-policy
+ *              | set-attestation-policy [--type rego] [--id default_cpu] --policy-file F
+ *              | set-sample-reference-value NAME VALUE [--as-integer | --as-bool] [--as-single-value]
+ *              | get-reference-value --id ID
  *   kbs attest [--tee-key-file K] [--init-data F]
  *   kbs get-resource --path P [--tee-key-file K] [--attestation-token T] [--init-data F] [--output F]
  * Common options: --url (default http://127.0.0.1:8080), --admin-token-file (default: the embedded
@@ -64,10 +67,28 @@ function required(v: string | undefined, name: string): string {
   return v;
 }
 
+/** kbs-client's VALUE parsing: a string, or with --as-integer an i32, with --as-bool true/false. */
+export function sampleValue(text: string, flags: { asInteger?: boolean; asBool?: boolean; asSingleValue?: boolean }): unknown {
+  if (flags.asInteger && flags.asBool) throw new UsageError('give at most one of --as-integer, --as-bool');
+  let value: unknown = text;
+  if (flags.asInteger) {
+    const n = /^[+-]?[0-9]+$/.test(text) ? Number(text) : NaN;
+    if (!Number.isInteger(n) || n < -(2 ** 31) || n >= 2 ** 31) throw new UsageError(`VALUE ${JSON.stringify(text)} is not a 32-bit integer`);
+    value = n;
+  } else if (flags.asBool) {
+    if (text !== 'true' && text !== 'false') throw new UsageError(`VALUE ${JSON.stringify(text)} is not true or false`);
+    value = text === 'true';
+  }
+  return flags.asSingleValue ? value : [value];
+}
+
+const TAKES_POSITIONALS = new Set(['set-sample-reference-value']);
+
 export async function configCommand(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
     args: rest,
+    allowPositionals: true,
     options: {
       ...COMMON,
       path: { type: 'string' },
@@ -77,8 +98,16 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
       'deny-all': { type: 'boolean' },
       affirming: { type: 'boolean' },
       default: { type: 'boolean' },
+      type: { type: 'string' },
+      id: { type: 'string' },
+      'as-integer': { type: 'boolean' },
+      'as-bool': { type: 'boolean' },
+      'as-single-value': { type: 'boolean' },
     },
   });
+  if (sub !== undefined && !TAKES_POSITIONALS.has(sub) && positionals.length > 0) {
+    throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  }
   const client = new KbsClient({ url: values.url, ...(await adminTokenOption(values['admin-token-file'])) });
   switch (sub) {
     case 'set-resource': {
@@ -115,6 +144,34 @@ export async function configCommand(args: string[], io: Io): Promise<number> {
       io.out('resource policy set');
       return 0;
     }
+    case 'set-attestation-policy': {
+      const file = required(values['policy-file'], 'policy-file');
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(file);
+      } catch {
+        throw new UsageError(`cannot read the policy file ${file}`);
+      }
+      const id = values.id ?? 'default_cpu';
+      await client.setAttestationPolicy(bytes, { ...(values.type !== undefined ? { type: values.type } : {}), id });
+      io.out(`attestation policy ${id} set`);
+      return 0;
+    }
+    case 'set-sample-reference-value': {
+      if (positionals.length !== 2) throw new UsageError('usage: config set-sample-reference-value NAME VALUE [--as-integer | --as-bool] [--as-single-value]');
+      const [name, text] = positionals as [string, string];
+      const value = sampleValue(text, {
+        asInteger: values['as-integer'] === true,
+        asBool: values['as-bool'] === true,
+        asSingleValue: values['as-single-value'] === true,
+      });
+      await client.setSampleReferenceValue(name, value);
+      io.out('Reference Values Updated');
+      return 0;
+    }
+    case 'get-reference-value':
+      io.out(await client.getReferenceValue(required(values.id, 'id')));
+      return 0;
     case 'get-resource-policy':
       io.out((await client.getResourcePolicy()).replace(/\n$/, ''));
       return 0;

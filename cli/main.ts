@@ -11,7 +11,11 @@ commands:
   config delete-resource --path <repo/type/tag>
   config list-resources
   config set-resource-policy (--policy-file F | --allow-all | --deny-all | --affirming | --default)
-  config get-resource-policy   admin calls (--url, --admin-token-file; default ./data/admin-token)
+  config get-resource-policy
+  config set-attestation-policy [--type rego] [--id default_cpu] --policy-file F
+  config set-sample-reference-value NAME VALUE [--as-integer | --as-bool] [--as-single-value]
+  config get-reference-value --id ID
+                               admin calls (--url, --admin-token-file; default ./data/admin-token)
   config gen-cert --host <name|ip>... --out-cert F --out-key F [--days N] [--force]
                                write a self-signed HTTPS certificate (EC P-256) and its key (mode 0600)
   attest [--tee-key-file K] [--init-data F]

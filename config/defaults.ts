@@ -24,6 +24,9 @@ export const DEFAULTS = Object.freeze({
   sqliteDbPath: 'resources.db',
   pkcs11PinEnv: 'KBS_PKCS11_PIN',
   resourcePolicyPath: 'policy/resource-policy.rego',
+  /** Trustee's storage namespaces, directories under work_dir (or the storage backend's dir_path). */
+  attestationPolicyNamespace: 'attestation_service_policy',
+  referenceValueNamespace: 'reference_value',
   policyStepBudget: 1_000_000,
   logLevel: 'info',
   tlsProfile: 'intermediate',

@@ -72,7 +72,10 @@ export class Issues {
   readonly list: ConfigIssue[] = [];
 
   add(segments: readonly PathSegment[], problem: string): void {
-    this.list.push({ keyPath: formatPath(segments), problem });
+    const keyPath = formatPath(segments);
+    // a key resolved by two sections (storage_backend dir_path) reports its problem once
+    if (this.list.some((i) => i.keyPath === keyPath && i.problem === problem)) return;
+    this.list.push({ keyPath, problem });
   }
 
   /** Validates `value` against `schema`; on failure records its issues under `base`. */

@@ -119,11 +119,16 @@ function resolveAttestationService(r: Resolver, toml: KbsConfigTomlInput): Attes
             broker.signer.cert_path === undefined ? null : (r.file([...base, 'cert_path'], broker.signer.cert_path) ?? null),
           generateIfMissing: false,
         };
+  // Trustee keeps AS policies and RVPS values in namespaces of the unified storage backend.
+  const storageDir = toml.storage_backend?.backends?.local_fs?.dir_path;
+  const root = storageDir === undefined ? r.workDir : (r.path(['storage_backend', 'backends', 'local_fs', 'dir_path'], storageDir) ?? '');
   return {
     sessionTimeoutMinutes: as.timeout ?? DEFAULTS.sessionTimeoutMinutes,
     maxSessions: as.max_sessions ?? DEFAULTS.maxSessions,
     tokenBroker: { durationMinutes: broker.duration_min ?? DEFAULTS.tokenDurationMinutes, signer },
     verifiers: resolveVerifierConfig(r, as.verifier_config),
+    policyDir: path.join(root, DEFAULTS.attestationPolicyNamespace),
+    referenceValueDir: path.join(root, DEFAULTS.referenceValueNamespace),
   };
 }
 
@@ -196,7 +201,7 @@ function resolveAdmin(r: Resolver, admin: AdminInput): AdminConfig {
 function resolvePlugins(r: Resolver, toml: KbsConfigTomlInput, plugins: PluginInput[] | undefined): PluginConfig[] {
   if (plugins === undefined) {
     if (toml.storage_backend !== undefined) {
-      r.warnings.push('storage_backend: no [[plugins]] entry uses it (add name = "resource", storage_backend_type = "kvstorage")');
+      r.warnings.push('storage_backend: only attestation policies and reference values use it; no [[plugins]] entry does (add name = "resource", storage_backend_type = "kvstorage")');
     }
     return [{ name: 'resource', storage: { type: 'LocalFs', dirPath: r.defaultPath(DEFAULTS.resourceDir) } }];
   }
@@ -273,7 +278,7 @@ function resolvePlugins(r: Resolver, toml: KbsConfigTomlInput, plugins: PluginIn
     out.push({ name: 'resource', storage: { type: 'LocalFs', dirPath: path.join(root ?? '', 'repository') } });
   }
   if (toml.storage_backend !== undefined && !usesStorageBackend) {
-    r.warnings.push('storage_backend: no [[plugins]] entry uses it (storage_backend_type = "kvstorage")');
+    r.warnings.push('storage_backend: only attestation policies and reference values use it; no [[plugins]] entry does (storage_backend_type = "kvstorage")');
   }
   return out;
 }

@@ -76,6 +76,8 @@ export const AttestationServiceToml = z.strictObject({
   rvps_config: z
     .strictObject({
       type: z.literal('BuiltIn', { error: 'only the built-in RVPS is supported ("BuiltIn")' }),
+      /** Trustee's per-RVPS storage type; LocalFs (the only one here) is the same as the default. */
+      storage_type: z.enum(['LocalFs', 'local_fs'], { error: 'only "LocalFs" is supported' }).optional(),
     })
     .optional(),
 });
@@ -261,7 +263,6 @@ export const TRUSTEE_ONLY_KEYS: ReadonlyMap<string, string> = new Map([
   ['attestation_service.attestation_token_broker.verbose_token', 'a Trustee option this KBS does not implement'],
   ['attestation_service.attestation_token_broker.signer.cert_url', 'remote certificate URLs are not supported; use cert_path'],
   ['attestation_service.rvps_config.extractors', 'a Trustee option this KBS does not implement'],
-  ['attestation_service.rvps_config.storage_type', 'a Trustee option this KBS does not implement'],
   ['attestation_service.rvps_config.address', 'remote RVPS is not supported, only the built-in one'],
   ['session_storage_type', 'a Trustee option this KBS does not implement: sessions are in memory'],
   ['storage_backend.backends.local_json', 'only the local_fs storage backend is supported'],

@@ -97,6 +97,17 @@ export interface AttestationServiceConfig {
   readonly tokenBroker: TokenBrokerConfig;
   /** `[attestation_service.verifier_config]`: collateral for the hardware verifiers. */
   readonly verifiers: VerifierConfig;
+  /**
+   * Directory of the attestation (EAR appraisal) policies, one `<id>.rego` each: Trustee's
+   * `attestation_service_policy` namespace under `[storage_backend.backends.local_fs] dir_path`,
+   * else under `work_dir` (absolute).
+   */
+  readonly policyDir: string;
+  /**
+   * Directory of the built-in RVPS's reference values, one file per id: Trustee's `reference_value`
+   * namespace under `[storage_backend.backends.local_fs] dir_path`, else under `work_dir` (absolute).
+   */
+  readonly referenceValueDir: string;
 }
 
 export type IdentityProviderKey =

@@ -12,6 +12,8 @@ import { observeRequests } from './request-observer.js';
 import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
+import { setAttestationPolicyRoute } from './routes/attestation-policy.js';
+import { getReferenceValueRoute, setReferenceValueRoute } from './routes/reference-value.js';
 import { getResourcePolicyRoute, setResourcePolicyRoute } from './routes/resource-policy.js';
 import { rateLimitStep } from './rate-limit.js';
 import type { KbsState, Step } from './routes/types.js';
@@ -32,6 +34,9 @@ export function createApp(s: Services): Koa<KbsState> {
   router.post('/kbs/v0/resource-policy{/*rest}', ...setResourcePolicyRoute(s));
   router.get('/kbs/v0/resource-policy{/*rest}', ...getResourcePolicyRoute(s));
   router.get('/kbs/v0/resources', ...listResourcesRoute(s));
+  router.post('/kbs/v0/attestation-policy{/*rest}', ...setAttestationPolicyRoute(s));
+  router.post('/kbs/v0/reference-value{/*rest}', ...setReferenceValueRoute(s));
+  router.get('/kbs/v0/reference-value{/*rest}', ...getReferenceValueRoute(s));
   router.get('/healthz', healthzRoute());
   router.get('/readyz', readyzRoute(s));
   if (s.metricsEnabled) router.all('/metrics', metricsRoute(s));

@@ -16,6 +16,7 @@ export type KbsErrorCode =
   | 'PolicyDeny'
   | 'ParsePolicyError'
   | 'PolicyEngineError'
+  | 'RvpsError'
   | 'SerdeError'
   | 'TokenNotFound'
   | 'TokenVerifierError'
@@ -43,6 +44,7 @@ export const ERROR_STATUS: Readonly<Record<KbsErrorCode, number>> = {
   ResourceNotFound: 404,
   ParsePolicyError: 401,
   PolicyEngineError: 401,
+  RvpsError: 401,
   SerdeError: 401,
   TokenNotFound: 401,
   TokenVerifierError: 401,

@@ -1,4 +1,6 @@
 /** Everything the HTTP layer needs, built once at start (server/start.ts) and injected into the app. */
+import type { AttestationPolicyStore } from '../attestation/appraisal-policy-store.js';
+import type { ReferenceValueStore } from '../attestation/reference-values/store.js';
 import type { AttestationService } from '../attestation/service.js';
 import type { StorageBackend } from '../backends/types.js';
 import type { ResourcePolicyStore } from '../policy/store.js';
@@ -17,6 +19,10 @@ export interface Services {
   signer: TokenSigner;
   verifier: TokenVerifier;
   policies: ResourcePolicyStore;
+  /** Attestation (EAR appraisal) policies by id (`default_<class>`). */
+  attestationPolicies: AttestationPolicyStore;
+  /** The built-in RVPS: reference values for `query_reference_value`. */
+  referenceValues: ReferenceValueStore;
   backend: StorageBackend;
   admin: AdminAuthorizer;
   /** Largest accepted request body, in bytes. */

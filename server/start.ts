@@ -9,11 +9,13 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { JSONWebKeySet } from 'jose';
+import { AttestationPolicyStore } from '../attestation/appraisal-policy-store.js';
 import { AttestationService, defaultVerifiers, hardwareVerifiers } from '../attestation/index.js';
+import { ReferenceValueStore } from '../attestation/reference-values/store.js';
 import { openBackend, type BackendConfig } from '../backends/index.js';
 import type { StorageBackend } from '../backends/types.js';
 import { readSecret, type AdminConfig, type KbsConfig, type ResourceStorageConfig } from '../config/index.js';
-import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
+import { ResourcePolicyStore } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
 import { AuditLog } from './audit.js';
@@ -187,10 +189,16 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const resource = config.plugins.find((p) => p.name === 'resource');
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
   const backend: StorageBackend = observeBackend(await openBackend(await backendConfig(resource.storage, log)), metrics);
+  const attestationPolicies = await AttestationPolicyStore.open(config.attestationService.policyDir);
+  const referenceValues = await ReferenceValueStore.open(config.attestationService.referenceValueDir, {
+    ...(options.now ? { now: options.now } : {}),
+    onExpired: (id, expiration) => log.warn({ id, expiration }, 'reference value expired: appraisals see none until it is registered again'),
+  });
+  log.info({ policies: attestationPolicies.ids(), referenceValues: referenceValues.size }, 'attestation policies and reference values loaded');
   const attestation = new AttestationService({
     verifiers: hardwareVerifiers(config.attestationService.verifiers, defaultVerifiers()),
-    appraisalPolicy: compile(samplePolicyText('ear_default_policy_cpu'), { hostFunctions: APPRAISAL_HOST_FUNCTIONS }),
-    referenceValue: () => null,
+    appraisalPolicyFor: (teeClass) => attestationPolicies.forClass(teeClass),
+    referenceValue: (id) => referenceValues.query(id),
     tokenLifetimeSeconds: config.attestationService.tokenBroker.durationMinutes * 60,
     ...(options.now ? { now: options.now } : {}),
   });
@@ -207,6 +215,8 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     signer,
     verifier,
     policies,
+    attestationPolicies,
+    referenceValues,
     backend,
     admin,
     payloadLimitBytes: config.httpServer.payloadRequestSizeBytes,

@@ -92,6 +92,8 @@ test('embedded default: loopback HTTP, generated keys, authenticated admin, Loca
       durationMinutes: 5,
       signer: { keyPath: path.join(work, 'token-key.pem'), certPath: null, generateIfMissing: true },
     },
+    policyDir: path.join(work, 'attestation_service_policy'),
+    referenceValueDir: path.join(work, 'reference_value'),
   });
   t.deepEqual(c.admin, {
     mode: 'AuthenticatedAuthorization',
@@ -286,7 +288,17 @@ test('both resource-plugin forms normalize to the same plugin configuration', (t
   const expected = [{ name: 'resource', storage: { type: 'LocalFs', dirPath: path.join(cwd, 'data/store/repository') } }];
   t.deepEqual(issueForm.plugins, expected);
   t.deepEqual(upstreamForm.plugins, expected);
-  t.deepEqual(withoutSource(issueForm), withoutSource(upstreamForm));
+  // As in Trustee, [storage_backend] also holds the attestation policies and reference values.
+  t.is(issueForm.attestationService.referenceValueDir, path.join(cwd, 'data/reference_value'));
+  t.is(upstreamForm.attestationService.referenceValueDir, path.join(cwd, 'data/store/reference_value'));
+  t.is(upstreamForm.attestationService.policyDir, path.join(cwd, 'data/store/attestation_service_policy'));
+  const sameOtherwise = (c: KbsConfig) => ({
+    ...withoutSource(c),
+    attestationService: { ...c.attestationService, policyDir: '', referenceValueDir: '' },
+    warnings: [],
+  });
+  t.deepEqual(sameOtherwise(issueForm), sameOtherwise(upstreamForm));
+  t.deepEqual(issueForm.warnings, upstreamForm.warnings);
 });
 
 test('plugins: default, explicit empty list, type default dir, and errors naming names and types', (t) => {

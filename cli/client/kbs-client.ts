@@ -113,6 +113,38 @@ export class KbsClient {
     );
   }
 
+  /** kbs-client `set-attestation-policy`: `{"type", "policy_id", "policy": b64url_nopad(rego)}`. */
+  async setAttestationPolicy(rego: string | Uint8Array, options: { type?: string; id?: string } = {}): Promise<void> {
+    const body = JSON.stringify({
+      type: options.type ?? 'rego',
+      policy_id: options.id ?? 'default_cpu',
+      policy: Buffer.from(rego).toString('base64url'),
+    });
+    await this.expectOk(
+      await this.call('POST', '/attestation-policy', { headers: this.adminHeaders({ 'Content-Type': 'application/json' }), body }),
+      'set-attestation-policy',
+    );
+  }
+
+  /** kbs-client `set-sample-reference-value`: an RVPS `sample` message for `{name: value}`. */
+  async setSampleReferenceValue(name: string, value: unknown): Promise<void> {
+    const payload = Buffer.from(JSON.stringify({ [name]: value }), 'utf8').toString('base64');
+    const body = JSON.stringify({ version: '0.1.0', type: 'sample', payload });
+    await this.expectOk(
+      await this.call('POST', '/reference-value', { headers: this.adminHeaders({ 'Content-Type': 'application/json' }), body }),
+      'set-sample-reference-value',
+    );
+  }
+
+  /** kbs-client `get-reference-value`: the stored value's JSON text. */
+  async getReferenceValue(id: string): Promise<string> {
+    const res = await this.expectOk(
+      await this.call('GET', `/reference-value/${id}`, { headers: this.adminHeaders({ 'Content-Type': 'application/json' }) }),
+      `get-reference-value ${id}`,
+    );
+    return res.text();
+  }
+
   async getResourcePolicy(): Promise<string> {
     const res = await this.expectOk(await this.call('GET', '/resource-policy', { headers: this.adminHeaders() }), 'get-resource-policy');
     const body = (await res.json()) as { policy?: unknown };
