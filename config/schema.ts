@@ -14,11 +14,13 @@
 import { z } from 'zod';
 import { LIMITS, LOG_LEVELS } from './defaults.js';
 import { aclRegexProblem, nonEmptyString, socketAddress, tomlInteger } from './field-checks.js';
+import { AzureKeyVaultResourcePluginToml } from './azure.js';
 
 export * from './defaults.js';
 export * from './errors.js';
 export type * from './types.js';
 export { aclRegexProblem, parseSocketAddress } from './field-checks.js';
+export { AadTokenPluginToml, AzureKeyVaultResourcePluginToml, AZURE_CREDENTIAL_KINDS, AZURE_DEFAULTS } from './azure.js';
 
 // ---------------------------------------------------------------------------------------------
 // TOML shape, section by section
@@ -167,6 +169,7 @@ export const ResourcePluginToml = z.discriminatedUnion('type', [
   LocalFsResourcePluginToml,
   SqliteResourcePluginToml,
   Pkcs11ResourcePluginToml,
+  AzureKeyVaultResourcePluginToml,
 ]);
 
 /** `[[plugins]]` resource entry, Trustee's current form: storage from `[storage_backend]`. */
@@ -178,7 +181,7 @@ export const KvStorageResourcePluginToml = z.strictObject({
 });
 
 /** Plugin names this KBS knows. */
-export const PLUGIN_NAMES = ['resource'] as const;
+export const PLUGIN_NAMES = ['resource', 'aad-token'] as const;
 
 /** Trustee's `[storage_backend]`; only LocalFs is supported. */
 export const StorageBackendToml = z.strictObject({

@@ -7,6 +7,7 @@ import Koa from 'koa';
 import { Router } from '@koa/router';
 import { errorHandler } from './error-handler.js';
 import { KbsError } from './errors.js';
+import { aadTokenRoute } from './routes/aad-token.js';
 import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
@@ -29,6 +30,7 @@ export function createApp(s: Services): Koa<KbsState> {
   router.post('/kbs/v0/resource-policy{/*rest}', ...setResourcePolicyRoute(s));
   router.get('/kbs/v0/resource-policy{/*rest}', ...getResourcePolicyRoute(s));
   router.get('/kbs/v0/resources', ...listResourcesRoute(s));
+  if (s.aadTokens !== undefined) router.get('/kbs/v0/aad-token/*name', ...aadTokenRoute(s, s.aadTokens));
   router.get('/healthz', async (ctx) => {
     ctx.status = 200;
     ctx.body = '';

@@ -16,6 +16,7 @@ import { readSecret, type AdminConfig, type KbsConfig, type ResourceStorageConfi
 import { APPRAISAL_HOST_FUNCTIONS, compile, ResourcePolicyStore, samplePolicyText } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
+import { azureKeyVaultBackendConfig, buildAadTokenBroker } from './azure.js';
 import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
@@ -114,6 +115,8 @@ async function backendConfig(storage: ResourceStorageConfig, log: Logger): Promi
         pin: await readSecret(storage.pin, 'PKCS#11 PIN'),
         logger: { info: (m) => log.info({ backend: 'Pkcs11' }, m), warn: (m) => log.warn({ backend: 'Pkcs11' }, m) },
       };
+    case 'AzureKeyVault':
+      return azureKeyVaultBackendConfig(storage, log);
   }
 }
 
@@ -163,6 +166,8 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const policies = await ResourcePolicyStore.open(config.policy.resourcePolicyPath);
   const resource = config.plugins.find((p) => p.name === 'resource');
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
+  const aadTokenPlugin = config.plugins.find((p) => p.name === 'aad-token');
+  const aadTokens = aadTokenPlugin === undefined ? undefined : await buildAadTokenBroker(aadTokenPlugin, log);
   const backend: StorageBackend = await openBackend(await backendConfig(resource.storage, log));
   const attestation = new AttestationService({
     verifiers: defaultVerifiers(),
@@ -184,6 +189,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     verifier,
     policies,
     backend,
+    ...(aadTokens !== undefined ? { aadTokens } : {}),
     admin,
     payloadLimitBytes: config.httpServer.payloadRequestSizeBytes,
     policyStepBudget: config.policy.stepBudget,
@@ -269,5 +275,6 @@ export async function startKbs(config: KbsConfig, options: StartOptions = {}): P
 
 async function closeServices(s: Services): Promise<void> {
   await s.sessions.close();
+  s.aadTokens?.close();
   await s.backend.close();
 }
