@@ -5,7 +5,7 @@
 import { createHash, randomUUID, X509Certificate, type KeyObject } from 'node:crypto';
 import * as jose from 'jose';
 import { certificateThumbprints } from './tls.js';
-import type { AzureStandInOptions, FederatedCredentialSpec, TrustedIssuerSpec } from './types.js';
+import type { AzureStandInOptions, ClientSpec, FederatedCredentialSpec, ManagedIdentitySpec, TrustedIssuerSpec } from './types.js';
 
 export interface RegisteredCertificate {
   key: KeyObject;
@@ -80,24 +80,29 @@ export class Directory {
     d.#publicKey = pair.publicKey;
     d.#publicJwk = { ...(await jose.exportJWK(pair.publicKey)), kid: d.kid, use: 'sig', alg: 'RS256' };
     for (const t of opts.tenants ?? []) d.addTenant(t.id, t.domains ?? []);
-    for (const c of opts.clients ?? []) {
-      d.addTenant(c.tenantId, []);
-      d.addPrincipal({
-        kind: 'app', tenantId: c.tenantId, clientId: c.clientId, objectId: c.objectId ?? deriveObjectId(c.clientId),
-        secrets: c.secrets ?? [], certificates: (c.certificates ?? []).map(registerCertificate),
-        federated: c.federated ?? [], systemAssigned: false,
-      });
-    }
-    for (const m of opts.managedIdentities ?? []) {
-      d.addTenant(m.tenantId, []);
-      d.addPrincipal({
-        kind: 'managedIdentity', tenantId: m.tenantId, clientId: m.clientId, objectId: m.objectId ?? deriveObjectId(m.clientId),
-        secrets: [], certificates: [], federated: m.federated ?? [], systemAssigned: m.systemAssigned === true,
-        ...(m.resourceId ? { resourceId: m.resourceId } : {}),
-      });
-    }
+    for (const c of opts.clients ?? []) d.registerClient(c);
+    for (const m of opts.managedIdentities ?? []) d.registerManagedIdentity(m);
     for (const i of opts.trustedIssuers ?? []) d.trustIssuer(i);
     return d;
+  }
+
+  registerClient(c: ClientSpec): void {
+    this.addTenant(c.tenantId, []);
+    this.addPrincipal({
+      kind: 'app', tenantId: c.tenantId, clientId: c.clientId, objectId: c.objectId ?? deriveObjectId(c.clientId),
+      secrets: [...(c.secrets ?? [])], certificates: (c.certificates ?? []).map(registerCertificate),
+      federated: [...(c.federated ?? [])], systemAssigned: false,
+    });
+  }
+
+  registerManagedIdentity(m: ManagedIdentitySpec): void {
+    this.addTenant(m.tenantId, []);
+    if (m.systemAssigned && this.principals.some((p) => p.systemAssigned)) throw new Error('only one system-assigned identity');
+    this.addPrincipal({
+      kind: 'managedIdentity', tenantId: m.tenantId, clientId: m.clientId, objectId: m.objectId ?? deriveObjectId(m.clientId),
+      secrets: [], certificates: [], federated: [...(m.federated ?? [])], systemAssigned: m.systemAssigned === true,
+      ...(m.resourceId ? { resourceId: m.resourceId } : {}),
+    });
   }
 
   addTenant(id: string, domains: string[]): void {

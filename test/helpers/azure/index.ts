@@ -17,13 +17,14 @@ import { createTestCa } from './tls.js';
 import { listen, type Listener, type TransportContext } from './transport.js';
 import { handleVault, vaultErrorReply, type Vault } from './vault-http.js';
 import { VaultStore, type SetSecretInput } from './vault-store.js';
-import type { AzureStandInOptions, RecordedRequest, SecretPermission, VaultSpec } from './types.js';
+import type { AzureStandInOptions, ClientSpec, ManagedIdentitySpec, RecordedRequest, SecretPermission, VaultSpec } from './types.js';
 
 export * from './types.js';
 export { createClientCertificate, certificateThumbprints, type TestClientCertificate } from './tls.js';
 export { Faults } from './faults.js';
 export { MAX_SECRET_VALUE_BYTES } from './vault-store.js';
 export { VAULT_RESOURCE, API_VERSIONS } from './vault-http.js';
+export { rawRequest, type RawResponse } from './raw.js';
 
 const VAULT_NAME = /^[a-zA-Z][0-9a-zA-Z-]{2,23}$/;
 
@@ -76,6 +77,9 @@ export interface AzureStandIn {
   /** Public keys of the built-in issuer (to register it elsewhere). */
   oidcIssuerJwks(): { keys: Record<string, unknown>[] };
   vault(name: string): VaultHandle;
+  /** Registers an app or a managed identity after start (e.g. one federated with `oidcIssuer`). */
+  addClient(spec: ClientSpec): void;
+  addManagedIdentity(spec: ManagedIdentitySpec): void;
   readonly faults: Faults;
   /** Requests seen so far, oldest first (optionally one service). */
   requests(service?: RecordedRequest['service']): RecordedRequest[];
@@ -94,7 +98,7 @@ function vaultSpec(v: string | VaultSpec): VaultSpec {
 /** Starts the stand-in. Close it with `close()`. */
 export async function startAzureStandIn(opts: AzureStandInOptions = {}): Promise<AzureStandIn> {
   const dir = await Directory.create(opts);
-  const issuer = await FederatedIssuer.create();
+  const issuer = await FederatedIssuer.create(opts.oidcIssuer);
   dir.trustIssuer({ issuer: issuer.issuer, jwks: issuer.jwks() as { keys: Record<string, unknown>[] } });
   const specs = (opts.vaults ?? []).map(vaultSpec);
   for (const s of specs) if (s.tenantId) dir.addTenant(s.tenantId, []);
@@ -180,6 +184,8 @@ export async function startAzureStandIn(opts: AzureStandInOptions = {}): Promise
       },
       oidcIssuerJwks: () => issuer.jwks() as { keys: Record<string, unknown>[] },
       vault: (name) => vaultHandle(vaults, name),
+      addClient: (spec) => dir.registerClient(spec),
+      addManagedIdentity: (spec) => dir.registerManagedIdentity(spec),
       faults: ctx.faults,
       requests: (service) => ctx.log.filter((r) => !service || r.service === service).map((r) => ({ ...r })).sort((a, b) => a.seq - b.seq),
       clearRequests: () => { ctx.log.length = 0; },

@@ -91,6 +91,8 @@ export interface AzureStandInOptions {
   appServiceIdentityHeader?: string;
   /** Accepted clock skew for assertion `nbf`/`exp`, in seconds; default 60. */
   clockToleranceSeconds?: number;
+  /** URL of the built-in Kubernetes-style OIDC issuer (default `https://oidc.prod-aks.azure.com/<uuid>/`). */
+  oidcIssuer?: string;
   /** Resources Entra issues tokens for; default Key Vault, ARM, Graph, Storage. */
   resources?: string[];
 }
