@@ -159,9 +159,9 @@ export class Directory {
     return { token, expiresOn: exp };
   }
 
-  /** Verifies a token this directory issued (signature and expiry only; the caller checks aud/iss). */
+  /** Verifies a token this directory issued (signature and expiry, no clock skew: one clock; the caller checks aud/iss). */
   async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
-    const { payload } = await jose.jwtVerify(token, this.#publicKey, { algorithms: ['RS256'], clockTolerance: 5 });
+    const { payload } = await jose.jwtVerify(token, this.#publicKey, { algorithms: ['RS256'] });
     const { aud, iss, tid, appid, oid, iat, exp } = payload as Record<string, unknown>;
     if (typeof aud !== 'string' || typeof iss !== 'string' || typeof tid !== 'string' || typeof appid !== 'string'
       || typeof oid !== 'string' || typeof iat !== 'number' || typeof exp !== 'number') {

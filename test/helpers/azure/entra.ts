@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { assertionAudiences, EntraError, verifyCertificateAssertion, verifyFederatedAssertion } from './assertions.js';
 import type { Directory, Principal, Tenant } from './directory.js';
 import { parseForm, type Exchange, type Reply } from './transport.js';
+import type { RecordedRequest } from './types.js';
 
 export const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const NON_RESOURCE_SCOPES = new Set(['openid', 'profile', 'offline_access']);
@@ -148,7 +149,6 @@ async function token(cfg: EntraConfig, ex: Exchange, tenantName: string): Promis
   if (ex.method !== 'POST') throw new EntraError(405, 'invalid_request', 900561, 'The endpoint only accepts POST, OPTIONS requests. Received a GET request.');
   const tenant = tenantOr404(cfg.dir, tenantName);
   const form = parseForm(ex.body);
-  ex.record.form = Object.fromEntries(LOGGED_FIELDS.filter((k) => form.has(k)).map((k) => [k, form.get(k)!]));
   const grant = required(form, 'grant_type');
   if (grant !== 'client_credentials') {
     throw new EntraError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grant}'.`);
@@ -167,6 +167,13 @@ async function token(cfg: EntraConfig, ex: Exchange, tenantName: string): Promis
     headers: { 'cache-control': 'no-store, no-cache', pragma: 'no-cache' },
     body: { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: accessToken },
   };
+}
+
+/** Records the non-secret fields of a token request's form. */
+export function annotateEntra(record: RecordedRequest, body: Buffer): void {
+  if (record.method !== 'POST' || !record.path.endsWith('/token')) return;
+  const form = parseForm(body);
+  record.form = Object.fromEntries(LOGGED_FIELDS.filter((k) => form.has(k)).map((k) => [k, form.get(k)!]));
 }
 
 /** Routes one Entra request. */

@@ -10,14 +10,14 @@ import type { LookupFunction } from 'node:net';
 import { join } from 'node:path';
 import { FederatedIssuer } from './assertions.js';
 import { Directory } from './directory.js';
-import { entraErrorReply, handleEntra } from './entra.js';
+import { annotateEntra, entraErrorReply, handleEntra } from './entra.js';
 import { Faults } from './faults.js';
 import { APP_SERVICE_TOKEN_PATH, handleImds, imdsErrorReply } from './imds.js';
 import { createTestCa } from './tls.js';
 import { listen, type Listener, type TransportContext } from './transport.js';
 import { handleVault, vaultErrorReply, type Vault } from './vault-http.js';
 import { VaultStore, type SetSecretInput } from './vault-store.js';
-import type { AzureStandInOptions, ClientSpec, ManagedIdentitySpec, RecordedRequest, SecretPermission, VaultSpec } from './types.js';
+import type { AzureStandInOptions, ClientSpec, ManagedIdentitySpec, RecordedRequest, SecretPermission, ServiceName, VaultSpec } from './types.js';
 
 export * from './types.js';
 export { createClientCertificate, certificateThumbprints, type TestClientCertificate } from './tls.js';
@@ -81,14 +81,26 @@ export interface AzureStandIn {
   addClient(spec: ClientSpec): void;
   addManagedIdentity(spec: ManagedIdentitySpec): void;
   readonly faults: Faults;
-  /** Requests seen so far, oldest first (optionally one service). */
-  requests(service?: RecordedRequest['service']): RecordedRequest[];
+  /**
+   * Requests seen so far, oldest first: all, one service, or filtered by service / vault / `since`
+   * (a `mark()`; only later requests). Prefer `mark()` over `clearRequests()` in concurrent tests.
+   */
+  requests(filter?: ServiceName | RequestFilter): RecordedRequest[];
+  /** The sequence number of the latest request so far (for `requests({ since })`). */
+  mark(): number;
   clearRequests(): void;
   /** Lifetime of tokens issued from now on (seconds). */
   setTokenLifetime(seconds: number): void;
   /** Revokes every token issued so far: vaults answer a CAE claims challenge, which the SDK follows with a fresh token. */
   revokeTokens(): void;
   close(): Promise<void>;
+}
+
+export interface RequestFilter {
+  service?: ServiceName;
+  vault?: string;
+  /** Only requests after this `mark()`. */
+  since?: number;
 }
 
 function vaultSpec(v: string | VaultSpec): VaultSpec {
@@ -115,7 +127,7 @@ export async function startAzureStandIn(opts: AzureStandInOptions = {}): Promise
       name: s.name.toLowerCase(),
       tenantId,
       ...(s.access ? { access: new Map(Object.entries(s.access).map(([k, p]) => [k.toLowerCase(), new Set(p)])) } : {}),
-      store: new VaultStore({ purgeProtection: s.purgeProtection === true, retentionDays, transitionMs: s.transitionMs ?? 0 }),
+      store: new VaultStore({ purgeProtection: s.purgeProtection === true, retentionDays, transitionMs: s.transitionMs ?? 0, transitionReads: s.transitionReads ?? 0 }),
     });
   }
 
@@ -131,6 +143,7 @@ export async function startAzureStandIn(opts: AzureStandInOptions = {}): Promise
       service: 'entra', tls, ctx,
       handler: (ex) => handleEntra({ dir, base: () => entraBase, toleranceSeconds: opts.clockToleranceSeconds ?? 60 }, ex),
       renderError: (s, c, m) => entraErrorReply(s, c, 0, m),
+      annotate: annotateEntra,
     });
     listeners.push(entra);
     entraBase = `https://127.0.0.1:${entra.port}`;
@@ -187,7 +200,13 @@ export async function startAzureStandIn(opts: AzureStandInOptions = {}): Promise
       addClient: (spec) => dir.registerClient(spec),
       addManagedIdentity: (spec) => dir.registerManagedIdentity(spec),
       faults: ctx.faults,
-      requests: (service) => ctx.log.filter((r) => !service || r.service === service).map((r) => ({ ...r })).sort((a, b) => a.seq - b.seq),
+      requests: (filter) => {
+        const f: RequestFilter = typeof filter === 'string' ? { service: filter } : filter ?? {};
+        return ctx.log
+          .filter((r) => (!f.service || r.service === f.service) && (!f.vault || r.vault === f.vault.toLowerCase()) && r.seq > (f.since ?? 0))
+          .map((r) => ({ ...r })).sort((a, b) => a.seq - b.seq);
+      },
+      mark: () => seq,
       clearRequests: () => { ctx.log.length = 0; },
       setTokenLifetime: (seconds) => {
         if (!Number.isInteger(seconds) || seconds < 1) throw new Error('token lifetime must be a positive integer');

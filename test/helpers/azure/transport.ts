@@ -101,6 +101,8 @@ export async function listen(opts: {
   ctx: TransportContext;
   handler: Handler;
   renderError: ErrorRenderer;
+  /** Adds service-specific, secret-free detail to the record before faults are matched. */
+  annotate?: (record: RecordedRequest, body: Buffer, headers: IncomingMessage['headers']) => void;
 }): Promise<Listener> {
   const { ctx, service } = opts;
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
@@ -136,6 +138,7 @@ export async function listen(opts: {
         return;
       }
       record.bodyLength = body.length;
+      opts.annotate?.(record, body, req.headers);
       const decision = await ctx.faults.decide(record);
       if (decision?.delayMs) await sleep(decision.delayMs);
       if (decision?.drop) {

@@ -75,6 +75,8 @@ export interface VaultSpec {
    * so SDK pollers actually poll. Default 0.
    */
   transitionMs?: number;
+  /** Like `transitionMs`, counted in reads: the next N reads of the target answer 404 (deterministic). */
+  transitionReads?: number;
 }
 
 export interface AzureStandInOptions {

@@ -77,34 +77,38 @@ export function checkName(name: string): void {
 export class VaultStore {
   readonly live = new Map<string, SecretEntry>();
   readonly deleted = new Map<string, DeletedEntry>();
-  /** Names (lower-case) whose delete/recover is still "in progress", until the given epoch ms. */
-  readonly #pending = new Map<string, number>();
+  /** Names (lower-case) whose delete/recover is still "in progress": until an epoch ms and/or for some more reads. */
+  readonly #pending = new Map<string, { until: number; reads: number }>();
 
-  constructor(readonly opts: { purgeProtection: boolean; retentionDays: number; transitionMs: number }) {}
+  constructor(readonly opts: { purgeProtection: boolean; retentionDays: number; transitionMs: number; transitionReads: number }) {}
 
   get recoveryLevel(): string {
     return this.opts.purgeProtection ? 'Recoverable' : 'Recoverable+Purgeable';
   }
 
-  #inProgress(key: string): boolean {
-    const until = this.#pending.get(key);
-    if (until === undefined) return false;
-    if (Date.now() >= until) {
-      this.#pending.delete(key);
-      return false;
+  /** Whether `key` is in transition; `consume` counts this call as one of the reads that see it so. */
+  #inProgress(key: string, consume = false): boolean {
+    const p = this.#pending.get(key);
+    if (p === undefined) return false;
+    if (p.reads > 0) {
+      if (consume) p.reads--;
+      return true;
     }
-    return true;
+    if (Date.now() < p.until) return true;
+    this.#pending.delete(key);
+    return false;
   }
 
   #startTransition(key: string): void {
-    if (this.opts.transitionMs > 0) this.#pending.set(key, Date.now() + this.opts.transitionMs);
+    const { transitionMs, transitionReads } = this.opts;
+    if (transitionMs > 0 || transitionReads > 0) this.#pending.set(key, { until: Date.now() + transitionMs, reads: transitionReads });
   }
 
   /** A live secret, or 404 (also while a delete/recover is in progress). */
   entry(name: string): SecretEntry {
     const key = name.toLowerCase();
     const e = this.live.get(key);
-    if (!e || this.#inProgress(key)) throw notFound(name);
+    if (!e || this.#inProgress(key, true)) throw notFound(name);
     return e;
   }
 
@@ -170,7 +174,7 @@ export class VaultStore {
   deletedEntry(name: string): DeletedEntry {
     const key = name.toLowerCase();
     const d = this.deleted.get(key);
-    if (!d || this.#inProgress(key)) throw deletedNotFound(name);
+    if (!d || this.#inProgress(key, true)) throw deletedNotFound(name);
     return d;
   }
 
