@@ -239,12 +239,12 @@ test('api-version is required and must be known; unknown routes → 400', async 
 });
 
 test('expired tokens: MSAL refreshes a short-lived token; the vault refuses a stale one', async (t) => {
-  const local = await startAzureStandIn({ clients: [{ tenantId: TENANT, clientId: APP, secrets: [SECRET] }], vaults: ['v1-vault'], tokenLifetimeSeconds: 1 });
+  const local = await startAzureStandIn({ clients: [{ tenantId: TENANT, clientId: APP, secrets: [SECRET] }], vaults: ['v1-vault'], tokenLifetimeSeconds: 2 });
   t.teardown(() => local.close());
   const c = new SecretClient(local.vaultUrl('v1-vault'), new ClientSecretCredential(TENANT, APP, SECRET, local.credentialOptions()), local.secretClientOptions());
   await c.setSecret('short', 'x');
   const stale = (await new ClientSecretCredential(TENANT, APP, SECRET, local.credentialOptions()).getToken(KV)).token;
-  await new Promise((r) => setTimeout(r, 1100));
+  await new Promise((r) => setTimeout(r, 2100));
   const r = await rawRequest(`${local.vaultUrl('v1-vault')}/secrets/short?api-version=7.4`, { ca: local.caPem, headers: { authorization: `Bearer ${stale}` } });
   t.is(r.status, 401);
   const before = local.requests('entra').filter((q) => q.method === 'POST').length;

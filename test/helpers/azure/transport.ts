@@ -170,6 +170,10 @@ export async function listen(opts: {
   const server: Server = opts.tls
     ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, onRequest)
     : createHttpServer(onRequest);
+  // Azure front ends keep idle connections for minutes; Node's 5 s default would race the SDK's
+  // keep-alive reuse under load and surface as ECONNRESET in unrelated tests.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
   const sockets = new Set<Socket>();
   server.on('connection', (s: Socket) => {
     sockets.add(s);
