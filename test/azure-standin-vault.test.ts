@@ -228,6 +228,10 @@ test('api-version is required and must be known; unknown routes → 400', async 
   t.is((await rawRequest(`${base}/secrets/x?api-version=1999-01-01`, { ca: az.caPem, headers: auth })).status, 400);
   t.is((await rawRequest(`${base}/keys/x?api-version=7.4`, { ca: az.caPem, headers: auth })).status, 400);
   t.is((await rawRequest(`${base}/secrets/x/`, { ca: az.caPem })).status, 401, 'authentication comes first');
+  t.is((await rawRequest(`${base}/secrets/%zz?api-version=7.4`, { ca: az.caPem, headers: auth })).status, 400, 'malformed escape');
+  const lower = { authorization: auth.authorization.replace('Bearer', 'bearer') };
+  t.is((await rawRequest(`${base}/secrets/never-set?api-version=7.4`, { ca: az.caPem, headers: lower })).status, 404, 'the scheme is case-insensitive');
+  t.is((await rawRequest(`${az.authorityHost}/%zz/oauth2/v2.0/token`, { ca: az.caPem, method: 'POST', body: '' })).status, 400);
   const bad = await rawRequest(`${base}/secrets/x?api-version=7.4`, { method: 'PUT', ca: az.caPem, headers: { ...auth, 'content-type': 'application/json' }, body: '{"value":' });
   t.is(bad.status, 400);
   const ok = await rawRequest(`${base}/secrets/raw-one?api-version=7.4`, { method: 'PUT', ca: az.caPem, headers: { ...auth, 'content-type': 'application/json' }, body: '{"value":"v","attributes":{"enabled":true}}' });

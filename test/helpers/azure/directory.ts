@@ -161,6 +161,21 @@ export class Directory {
 
   /** Verifies a token this directory issued (signature and expiry, no clock skew: one clock; the caller checks aud/iss). */
   async verifyAccessToken(token: string): Promise<AccessTokenClaims> {
+    const cached = this.#verified.get(token);
+    if (cached) {
+      if (cached.exp <= Math.floor(Date.now() / 1000)) throw new Error('token expired');
+      return cached;
+    }
+    const claims = await this.#verify(token);
+    if (this.#verified.size >= 1000) this.#verified.clear();
+    this.#verified.set(token, claims);
+    return claims;
+  }
+
+  /** Verified tokens (signature checks are the costly part of each vault request). */
+  readonly #verified = new Map<string, AccessTokenClaims>();
+
+  async #verify(token: string): Promise<AccessTokenClaims> {
     const { payload } = await jose.jwtVerify(token, this.#publicKey, { algorithms: ['RS256'] });
     const { aud, iss, tid, appid, oid, iat, exp } = payload as Record<string, unknown>;
     if (typeof aud !== 'string' || typeof iss !== 'string' || typeof tid !== 'string' || typeof appid !== 'string'

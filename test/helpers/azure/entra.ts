@@ -179,8 +179,13 @@ export function annotateEntra(record: RecordedRequest, body: Buffer): void {
 /** Routes one Entra request. */
 export async function handleEntra(cfg: EntraConfig, ex: Exchange): Promise<Reply> {
   const base = cfg.base();
-  const segs = ex.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
   try {
+    let segs: string[];
+    try {
+      segs = ex.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    } catch {
+      throw new EntraError(400, 'invalid_request', 90016, 'The request URI is malformed.');
+    }
     const [tenantName, ...rest] = segs;
     const route = rest.join('/');
     if (tenantName === undefined) throw new EntraError(404, 'invalid_request', 90016, 'Not found.');

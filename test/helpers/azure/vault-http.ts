@@ -55,7 +55,7 @@ function claimsChallenge(since: number): Reply {
 async function authenticate(dir: Directory, v: Vault, ex: Exchange): Promise<AccessTokenClaims | Reply> {
   const auth = ex.headers.authorization;
   if (typeof auth !== 'string') return challenge(v, 'AKV10000: Request is missing a Bearer or PoP token.');
-  const m = /^Bearer ([A-Za-z0-9_.-]+)$/.exec(auth);
+  const m = /^Bearer ([A-Za-z0-9_.-]+)$/i.exec(auth);
   if (!m) return challenge(v, 'AKV10000: Request is missing a Bearer or PoP token.');
   let claims: AccessTokenClaims;
   try {
@@ -217,7 +217,14 @@ function route(method: string, segs: string[]): Route | undefined {
   return undefined;
 }
 
-const segments = (ex: Exchange): string[] => ex.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+/** Path segments, percent-decoded; a malformed escape is a bad request, as on the service. */
+function segments(ex: Exchange): string[] {
+  try {
+    return ex.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+  } catch {
+    throw new VaultError(400, 'BadParameter', 'The request URI is malformed.');
+  }
+}
 
 const listSecrets: Route = (v, ex, c, base) => {
   authorize(v, c, 'list');
