@@ -7,6 +7,7 @@ import { BackendError, type StorageBackend } from './types.js';
 import { LocalFsBackend, type LocalFsOptions } from './local-fs.js';
 import { SqliteBackend, type SqliteOptions } from './sqlite.js';
 import { Pkcs11Backend, type Pkcs11Options } from './pkcs11/backend.js';
+import { AzureKeyVaultBackend, type AzureKeyVaultOptions } from './azure-key-vault/backend.js';
 
 export {
   BackendError,
@@ -51,6 +52,15 @@ export {
   type Pkcs11Stats,
 } from './pkcs11/backend.js';
 
+export {
+  AKV_DEFAULT_CACHE_TTL_MS,
+  AKV_DEFAULT_TIMEOUT_MS,
+  AzureKeyVaultBackend,
+  type AkvImport,
+  type AzureKeyVaultOptions,
+} from './azure-key-vault/backend.js';
+export type { AzureCredentialConfig } from './azure-key-vault/credential.js';
+
 /** Trustee's default: `[[plugins]] name = "resource", type = "LocalFs", dir_path = …`. */
 export type LocalFsBackendConfig = { type: 'LocalFs' } & Pick<LocalFsOptions, 'dirPath' | 'maxValueBytes'>;
 
@@ -63,7 +73,13 @@ export type SqliteBackendConfig = { type: 'Sqlite' } & Pick<SqliteOptions, 'dbPa
  */
 export type Pkcs11BackendConfig = { type: 'Pkcs11' } & Pkcs11Options;
 
-export type BackendConfig = LocalFsBackendConfig | SqliteBackendConfig | Pkcs11BackendConfig;
+/**
+ * `[[plugins]] name = "resource", type = "AzureKeyVault", vault_url = …, credential = …`: resources
+ * as Key Vault secrets, plus read-only `import_akv` entries. Credential secrets are already read.
+ */
+export type AzureKeyVaultBackendConfig = { type: 'AzureKeyVault' } & AzureKeyVaultOptions;
+
+export type BackendConfig = LocalFsBackendConfig | SqliteBackendConfig | Pkcs11BackendConfig | AzureKeyVaultBackendConfig;
 
 export async function openBackend(config: BackendConfig): Promise<StorageBackend> {
   switch (config.type) {
@@ -78,6 +94,10 @@ export async function openBackend(config: BackendConfig): Promise<StorageBackend
     case 'Pkcs11': {
       const { type: _type, ...options } = config;
       return Pkcs11Backend.open(options);
+    }
+    case 'AzureKeyVault': {
+      const { type: _type, ...options } = config;
+      return AzureKeyVaultBackend.open(options);
     }
     default: {
       // Unreachable for well-typed callers; configuration read at run time may still name anything.

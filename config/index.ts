@@ -11,6 +11,10 @@ export {
   parseSocketAddress,
 } from './schema.js';
 export type {
+  AadTokenPluginConfig,
+  AzureCredentialSettings,
+  AzureKeyVaultStorageConfig,
+  AzureTransportSettings,
   AdminAclRule,
   AdminConfig,
   AdminMode,

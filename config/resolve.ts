@@ -28,6 +28,7 @@ import {
   type SecretSource,
   type SocketAddress,
 } from './schema.js';
+import { resolveAadTokenPlugin, resolveAzureKeyVault } from './azure.js';
 import { Issues } from './issues.js';
 import { Resolver, URI_SCHEME } from './paths.js';
 import { validateDocument, type AdminInput, type PluginInput } from './validate.js';
@@ -208,6 +209,10 @@ function resolvePlugins(r: Resolver, toml: KbsConfigTomlInput, plugins: PluginIn
   const out: PluginConfig[] = [];
   let usesStorageBackend = false;
   for (const plugin of plugins) {
+    if (plugin.form === 'aad-token') {
+      out.push(resolveAadTokenPlugin(r, plugin.index, plugin.value));
+      continue;
+    }
     if (plugin.form === 'typed') {
       const entry = plugin.value;
       switch (entry.type) {
@@ -256,6 +261,9 @@ function resolvePlugins(r: Resolver, toml: KbsConfigTomlInput, plugins: PluginIn
           });
           break;
         }
+        case 'AzureKeyVault':
+          out.push({ name: 'resource', storage: resolveAzureKeyVault(r, plugin.index, entry) });
+          break;
       }
       continue;
     }

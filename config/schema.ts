@@ -16,11 +16,13 @@ import { LIMITS, LOG_LEVELS } from './defaults.js';
 import { aclRegexProblem, nonEmptyString, socketAddress, tomlInteger } from './field-checks.js';
 import { VerifierConfigToml } from './verifier-config.js';
 import { HttpServingToml, RateLimitToml } from './schema-serving.js';
+import { AzureKeyVaultResourcePluginToml } from './azure.js';
 
 export * from './defaults.js';
 export * from './errors.js';
 export type * from './types.js';
 export { aclRegexProblem, parseSocketAddress } from './field-checks.js';
+export { AadTokenPluginToml, AzureKeyVaultResourcePluginToml, AZURE_CREDENTIAL_KINDS, AZURE_DEFAULTS } from './azure.js';
 
 // ---------------------------------------------------------------------------------------------
 // TOML shape, section by section
@@ -173,6 +175,7 @@ export const ResourcePluginToml = z.discriminatedUnion('type', [
   LocalFsResourcePluginToml,
   SqliteResourcePluginToml,
   Pkcs11ResourcePluginToml,
+  AzureKeyVaultResourcePluginToml,
 ]);
 
 /** `[[plugins]]` resource entry, Trustee's current form: storage from `[storage_backend]`. */
@@ -184,7 +187,7 @@ export const KvStorageResourcePluginToml = z.strictObject({
 });
 
 /** Plugin names this KBS knows. */
-export const PLUGIN_NAMES = ['resource'] as const;
+export const PLUGIN_NAMES = ['resource', 'aad-token'] as const;
 
 /** Trustee's `[storage_backend]`; only LocalFs is supported. */
 export const StorageBackendToml = z.strictObject({

@@ -160,8 +160,56 @@ export type AdminConfig =
       readonly publicKeyPath: string;
     };
 
-/** Resource storage: a discriminated union on `type` (AzureKeyVault slots in here). */
-export type ResourceStorageConfig = LocalFsStorageConfig | SqliteStorageConfig | Pkcs11StorageConfig;
+/** Resource storage: a discriminated union on `type`. */
+export type ResourceStorageConfig = LocalFsStorageConfig | SqliteStorageConfig | Pkcs11StorageConfig | AzureKeyVaultStorageConfig;
+
+/** An Entra ID credential as configured (config/azure.ts); secrets are read at start. */
+export interface AzureCredentialSettings {
+  readonly kind: 'workload_identity' | 'managed_identity' | 'client_secret' | 'client_certificate' | 'default';
+  readonly tenantId: string | null;
+  readonly clientId: string | null;
+  /** Workload identity: the projected token file (default AZURE_FEDERATED_TOKEN_FILE). */
+  readonly tokenFile: string | null;
+  readonly applicationSecret: SecretSource | null;
+  /** PEM certificate (with its key, or the key from `privateKey`). */
+  readonly certificatePath: string | null;
+  readonly privateKey: SecretSource | null;
+  /** SCONE form: with `privateKey`, no certificate. */
+  readonly certificateThumbprint: string | null;
+  readonly sendCertificateChain: boolean;
+}
+
+/** Settings shared by everything that talks to Entra ID / Key Vault. */
+export interface AzureTransportSettings {
+  /** Entra authority host; null: AZURE_AUTHORITY_HOST, else login.microsoftonline.com. */
+  readonly authorityHost: string | null;
+  /** Extra CA certificates (PEM file) for Entra and Key Vault. */
+  readonly caCertPath: string | null;
+  /** Deadline of each call to Azure, retries included. */
+  readonly timeoutMs: number;
+  readonly maxRetries: number;
+}
+
+export interface AzureKeyVaultStorageConfig extends AzureTransportSettings {
+  readonly type: 'AzureKeyVault';
+  /** The read-write vault, or null (imports only). */
+  readonly vaultUrl: string | null;
+  readonly credential: AzureCredentialSettings;
+  /** SCONE-style `import_akv` entries: read-only paths served from named secrets. */
+  readonly imports: readonly { readonly path: string; readonly vault: string; readonly secretName: string | null; readonly version: string | null }[];
+  /** Read cache lifetime; 0 disables it. */
+  readonly cacheTtlSeconds: number;
+  readonly purgeOnDelete: boolean;
+  readonly disableChallengeResourceVerification: boolean;
+}
+
+/** `[[plugins]] name = "aad-token"`: Entra access tokens released to attested workloads. */
+export interface AadTokenPluginConfig extends AzureTransportSettings {
+  readonly name: 'aad-token';
+  /** Never set: lets `plugins[i].storage` be read without narrowing on `name` first. */
+  readonly storage?: undefined;
+  readonly tokens: readonly { readonly name: string; readonly credential: AzureCredentialSettings; readonly scope: string }[];
+}
 
 export interface SqliteStorageConfig {
   readonly type: 'Sqlite';
@@ -197,7 +245,7 @@ export interface ResourcePluginConfig {
 }
 
 /** Plugins: a discriminated union on `name`. */
-export type PluginConfig = ResourcePluginConfig;
+export type PluginConfig = ResourcePluginConfig | AadTokenPluginConfig;
 
 export interface PolicyConfig {
   /** The resource policy (Rego) file (absolute). */

@@ -18,6 +18,7 @@ import {
   type LegacyAdminTomlInput,
   type ResourcePluginTomlInput,
 } from './schema.js';
+import { AadTokenPluginToml, type AadTokenPluginTomlInput } from './azure.js';
 import { Issues, kindOf, showOptions, showValue, unknownKeyProblem, type PathSegment } from './issues.js';
 
 /** Every key some `[admin]` form allows. */
@@ -35,6 +36,7 @@ export type AdminInput =
 
 export type PluginInput =
   | { form: 'typed'; index: number; value: ResourcePluginTomlInput }
+  | { form: 'aad-token'; index: number; value: AadTokenPluginTomlInput }
   | { form: 'kvstorage'; index: number; value: KvStorageResourcePluginTomlInput };
 
 export interface ValidatedDocument {
@@ -93,7 +95,10 @@ export function validateDocument(document: Record<string, unknown>, issues: Issu
         return;
       }
       seen.add(name);
-      if ('storage_backend_type' in raw) {
+      if (name === 'aad-token') {
+        const value = issues.check(AadTokenPluginToml, raw, at);
+        if (value !== undefined) plugins?.push({ form: 'aad-token', index, value });
+      } else if ('storage_backend_type' in raw) {
         const value = issues.check(KvStorageResourcePluginToml, raw, at);
         if (value !== undefined) plugins?.push({ form: 'kvstorage', index, value });
       } else {

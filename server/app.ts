@@ -9,6 +9,7 @@ import { errorHandler } from './error-handler.js';
 import { KbsError } from './errors.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './health.js';
 import { observeRequests } from './request-observer.js';
+import { aadTokenRoute } from './routes/aad-token.js';
 import { attestRoute } from './routes/attest.js';
 import { authRoute } from './routes/auth.js';
 import { deleteResourceRoute, getResourceRoute, listResourcesRoute, setResourceRoute } from './routes/resource.js';
@@ -34,6 +35,7 @@ export function createApp(s: Services): Koa<KbsState> {
   router.post('/kbs/v0/resource-policy{/*rest}', ...setResourcePolicyRoute(s));
   router.get('/kbs/v0/resource-policy{/*rest}', ...getResourcePolicyRoute(s));
   router.get('/kbs/v0/resources', ...listResourcesRoute(s));
+  if (s.aadTokens !== undefined) router.get('/kbs/v0/aad-token/*name', ...aadTokenRoute(s, s.aadTokens));
   router.post('/kbs/v0/attestation-policy{/*rest}', ...setAttestationPolicyRoute(s));
   router.post('/kbs/v0/reference-value{/*rest}', ...setReferenceValueRoute(s));
   router.get('/kbs/v0/reference-value{/*rest}', ...getReferenceValueRoute(s));

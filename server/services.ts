@@ -3,6 +3,7 @@ import type { AttestationPolicyStore } from '../attestation/appraisal-policy-sto
 import type { ReferenceValueStore } from '../attestation/reference-values/store.js';
 import type { AttestationService } from '../attestation/service.js';
 import type { StorageBackend } from '../backends/types.js';
+import type { AadTokenBroker } from '../backends/azure-key-vault/aad-tokens.js';
 import type { ResourcePolicyStore } from '../policy/store.js';
 import type { AdminAuthorizer } from './admin-auth.js';
 import type { AuditLog } from './audit.js';
@@ -24,6 +25,8 @@ export interface Services {
   /** The built-in RVPS: reference values for `query_reference_value`. */
   referenceValues: ReferenceValueStore;
   backend: StorageBackend;
+  /** The aad-token plugin's token sources, when `[[plugins]] name = "aad-token"` is configured. */
+  aadTokens?: AadTokenBroker;
   admin: AdminAuthorizer;
   /** Largest accepted request body, in bytes. */
   payloadLimitBytes: number;

@@ -22,6 +22,7 @@ import { AuditLog } from './audit.js';
 import { Metrics } from './metrics.js';
 import { observeBackend } from './observed-backend.js';
 import { requestIdFor } from './request-observer.js';
+import { azureKeyVaultBackendConfig, buildAadTokenBroker } from './azure.js';
 import { problem } from './error-handler.js';
 import { ensureAdminCredentials, loadTokenKey } from './keys.js';
 import { createLogger, type Logger } from './log.js';
@@ -133,6 +134,8 @@ async function backendConfig(storage: ResourceStorageConfig, log: Logger): Promi
         pin: await readSecret(storage.pin, 'PKCS#11 PIN'),
         logger: { info: (m) => log.info({ backend: 'Pkcs11' }, m), warn: (m) => log.warn({ backend: 'Pkcs11' }, m) },
       };
+    case 'AzureKeyVault':
+      return azureKeyVaultBackendConfig(storage, log);
   }
 }
 
@@ -188,6 +191,8 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
   const policies = await ResourcePolicyStore.open(config.policy.resourcePolicyPath);
   const resource = config.plugins.find((p) => p.name === 'resource');
   if (!resource) throw new Error('no [[plugins]] entry with name = "resource"');
+  const aadTokenPlugin = config.plugins.find((p) => p.name === 'aad-token');
+  const aadTokens = aadTokenPlugin === undefined ? undefined : await buildAadTokenBroker(aadTokenPlugin, log);
   const backend: StorageBackend = observeBackend(await openBackend(await backendConfig(resource.storage, log)), metrics);
   const attestationPolicies = await AttestationPolicyStore.open(config.attestationService.policyDir);
   const referenceValues = await ReferenceValueStore.open(config.attestationService.referenceValueDir, {
@@ -218,6 +223,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     attestationPolicies,
     referenceValues,
     backend,
+    ...(aadTokens !== undefined ? { aadTokens } : {}),
     admin,
     payloadLimitBytes: config.httpServer.payloadRequestSizeBytes,
     policyStepBudget: config.policy.stepBudget,
@@ -340,6 +346,7 @@ function logCertificate(log: Logger, tls: TlsMaterial, message: string): void {
 
 async function closeServices(s: Services): Promise<void> {
   await s.sessions.close();
+  s.aadTokens?.close();
   await s.backend.close();
   await s.audit.write({ event: 'kbs.stop', pid: process.pid });
   await s.audit.close();

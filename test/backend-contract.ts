@@ -80,7 +80,13 @@ export const VALID_SEGMENT_TRIPLES: ReadonlyArray<readonly [string, string, stri
 
 const INVALID_STRINGS: readonly string[] = ['', 'a', 'a/b', 'a/b/c/d', '/a/b/c', 'a/b/c/', 'a//c', 'a/../c', './b/c', 'a/b/c\u0000'];
 
-export function backendContract(name: string, open: () => Promise<OpenedBackend>): void {
+/** What a backend cannot hold: sizes above `maxValueBytes` are scaled down to it (e.g. Key Vault's 25 KB). */
+export interface ContractLimits {
+  maxValueBytes?: number;
+}
+
+export function backendContract(name: string, open: () => Promise<OpenedBackend>, limits: ContractLimits = {}): void {
+  const cap = (n: number): number => Math.min(n, limits.maxValueBytes ?? n);
   const withBackend = (title: string, fn: (t: ExecutionContext, backend: StorageBackend) => Promise<void>): void => {
     test(`${name}: ${title}`, async (t) => {
       const { backend, cleanup } = await open();
@@ -110,7 +116,7 @@ export function backendContract(name: string, open: () => Promise<OpenedBackend>
       ['one', Uint8Array.of(0x41)],
       ['nul', Uint8Array.of(0)],
       ['binary', binary],
-      ['mib', new Uint8Array(randomBytes(1024 * 1024))],
+      ['mib', new Uint8Array(randomBytes(cap(1024 * 1024)))],
     ];
     for (const [tag, value] of values) await backend.put(rp('default', 'roundtrip', tag), value);
     for (const [tag, value] of values) {
@@ -202,7 +208,7 @@ export function backendContract(name: string, open: () => Promise<OpenedBackend>
       ['default/key/two', enc(marker + marker)],
       ['default/cert/ca.pem', enc(`${marker}-pem`)],
       ['other/type/empty', new Uint8Array(0)],
-      ['other/type/big', new Uint8Array(200_000).fill(7)],
+      ['other/type/big', new Uint8Array(cap(200_000)).fill(7)],
     ];
     const before = Date.now();
     for (const [p, v] of entries) await backend.put(resourcePathFromString(p), v);
@@ -223,7 +229,7 @@ export function backendContract(name: string, open: () => Promise<OpenedBackend>
 
   withBackend('concurrent writers to one key never produce a mixed value', async (t, backend) => {
     const p = rp('default', 'race', 'key');
-    const size = 256 * 1024;
+    const size = cap(256 * 1024);
     const patterns = Array.from({ length: 20 }, (_, i) => {
       const v = new Uint8Array(size);
       // A distinct byte per writer plus its index at both ends: a torn value cannot look whole.

@@ -313,7 +313,7 @@ test('plugins: default, explicit empty list, type default dir, and errors naming
   t.true(unknownName.message.includes('plugins[0].name: unknown plugin "nebula-ca"'));
 
   const unknownType = parseError(t, `${HTTP}[[plugins]]\nname = "resource"\ntype = "Vault"\n`);
-  t.true(unknownType.message.includes('plugins[0].type: unsupported value "Vault" (expected one of "LocalFs", "Sqlite", "Pkcs11")'), unknownType.message);
+  t.true(unknownType.message.includes('plugins[0].type: unsupported value "Vault" (expected one of "LocalFs", "Sqlite", "Pkcs11", "AzureKeyVault")'), unknownType.message);
 
   const missingType = parseError(t, `${HTTP}[[plugins]]\nname = "resource"\n`);
   t.true(missingType.message.includes('plugins[0].type: missing required key'));
