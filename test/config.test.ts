@@ -94,6 +94,11 @@ test('embedded default: loopback HTTP, generated keys, authenticated admin, Loca
     },
     policyDir: path.join(work, 'attestation_service_policy'),
     referenceValueDir: path.join(work, 'reference_value'),
+    verifiers: {
+      collateralDir: path.join(work, 'collateral'),
+      kds: { baseUrl: 'https://kdsintf.amd.com', timeoutMs: 5000 },
+      pcs: { baseUrl: 'https://api.trustedservices.intel.com/sgx/certification/v4/', timeoutMs: 5000, updateType: 'early' },
+    },
   });
   t.deepEqual(c.admin, {
     mode: 'AuthenticatedAuthorization',
@@ -618,4 +623,30 @@ test('attestation_service: only the built-in service and RVPS are accepted', (t)
   t.true(grpc.message.includes('attestation_service.type: unsupported value "coco_as_grpc"'));
   t.true(grpc.message.includes('attestation_service.as_addr: unknown key'));
   t.true(parseError(t, `${HTTP}[attestation_service.rvps_config]\ntype = "GrpcRemote"\n`).message.includes('attestation_service.rvps_config.type'));
+});
+
+test("verifier_config: Trustee's vcek_sources and dcap_verifier keys, ours (collateral_dir, offline, timeout)", (t) => {
+  const cwd = tempDir();
+  const work = path.join(cwd, 'data');
+  const c = parse(
+    `${HTTP}[attestation_service.verifier_config]\ncollateral_dir = "coll"\nfetch_timeout_seconds = 2.5\n` +
+      `[attestation_service.verifier_config.snp_verifier]\nvcek_sources = [{ type = "OfflineStore", path = "/opt/kds-store" }, { type = "KDS", base_url = "https://kds.example" }]\n` +
+      `[attestation_service.verifier_config.dcap_verifier]\ncollateral_service = "https://pccs.example/sgx/certification/v4/"\ntcb_update_type = "standard"\n`,
+    cwd,
+  );
+  t.deepEqual(c.attestationService.verifiers, {
+    collateralDir: path.join(work, 'coll'),
+    snpCollateralDir: '/opt/kds-store',
+    kds: { baseUrl: 'https://kds.example', timeoutMs: 2500 },
+    pcs: { baseUrl: 'https://pccs.example/sgx/certification/v4/', timeoutMs: 2500, updateType: 'standard' },
+  });
+  // offline: no network source at all; an OfflineStore without a path is the collateral directory.
+  const off = parse(`${HTTP}[attestation_service.verifier_config]\noffline = true\nsnp_verifier = { vcek_sources = [{ type = "OfflineStore" }, { type = "KDS" }] }\n`, cwd);
+  t.deepEqual(off.attestationService.verifiers, { collateralDir: path.join(work, 'collateral') });
+  // Trustee's file:// PCS Client Tool form gets a pointer to where the file goes.
+  const file = parseError(t, `${HTTP}[attestation_service.verifier_config.dcap_verifier]\ncollateral_service = "file:///etc/pcs.json"\n`);
+  t.regex(file.message, /attestation_service\.verifier_config\.dcap_verifier\.collateral_service: .*pcs-client-tool\.json/);
+  const bad = parseError(t, `${HTTP}[attestation_service.verifier_config.snp_verifier]\nvcek_sources = [{ type = "KDS", base_url = "ftp://x" }]\n`);
+  t.regex(bad.message, /vcek_sources\[0\]\.base_url: must be an http\(s\) URL/);
+  t.regex(parseError(t, `${HTTP}[attestation_service.verifier_config]\nfetch_timeout_seconds = 0\n`).message, /fetch_timeout_seconds/);
 });

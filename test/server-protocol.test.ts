@@ -48,7 +48,8 @@ const AUTH_BODY = {
   tee: 'sample',
   'extra-params': { 'supported-hash-algorithms': ['sha256', 'sha384', 'sha512', 'sm3'] },
 };
-const ATTEST_FAILED = 'Attestation error: RCAR handshake Attest failed';
+/** Trustee's detail, followed by the failed step's name when a verification step failed. */
+const ATTEST_FAILED = /^Attestation error: RCAR handshake Attest failed(: [a-z0-9-]+)?$/;
 const AUTH_FAILED = 'Attestation error: RCAR handshake Auth failed: ';
 
 interface Reply {

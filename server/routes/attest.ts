@@ -42,7 +42,10 @@ export function attestRoute(s: Services): Step[] {
     } catch (e) {
       if (e instanceof AttestationFailure) {
         await attestationVerdict(s, ctx, session.tee, e);
-        throw attestFailed(`${e.step}: ${e.message}`);
+        // The detail names the failed step (a stable word, never evidence); the message is logged.
+        throw new KbsError('AttestationError', `Attestation error: RCAR handshake Attest failed: ${e.step}`, {
+          cause: `${e.step}: ${e.message}`,
+        });
       }
       throw e;
     }

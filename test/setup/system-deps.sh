@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests need when they are missing: softhsm2 (a real PKCS#11
-# token for the HSM backend tests). Runs before `npm test` (package.json "pretest") and in CI.
+# token for the HSM backend tests) and openssl (test CAs and CRLs). Runs before `npm test` (package.json "pretest") and in CI.
 set -euo pipefail
 
 missing=()
 command -v softhsm2-util >/dev/null 2>&1 || missing+=(softhsm2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
