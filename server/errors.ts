@@ -22,6 +22,7 @@ export type KbsErrorCode =
   | 'TokenVerifierError'
   | 'JweError'
   | 'ResourceNotFound'
+  | 'ResourceReadOnly'
   | 'PayloadTooLarge'
   | 'MethodNotAllowed'
   | 'SessionCapacityExceeded'
@@ -42,6 +43,8 @@ export const ERROR_STATUS: Readonly<Record<KbsErrorCode, number>> = {
   // handles both without re-attesting, and they tell an operator what actually happened.
   PolicyDeny: 403,
   ResourceNotFound: 404,
+  /** Ours: an admin write to storage that refuses writes (a read-only mount, an imported secret). */
+  ResourceReadOnly: 409,
   ParsePolicyError: 401,
   PolicyEngineError: 401,
   RvpsError: 401,

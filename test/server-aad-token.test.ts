@@ -171,7 +171,7 @@ test.serial('admin API over the vault: write, list, read, delete; imports are re
   ]);
   const { client, key } = await attested();
   t.is(Buffer.from(await client.getResource('default/key/one', key)).toString(), 'written by admin');
-  await t.throwsAsync(admin.setResource('default/db/encryption-key', Buffer.from('x')), { message: /HTTP 401/ });
+  await t.throwsAsync(admin.setResource('default/db/encryption-key', Buffer.from('x')), { message: /HTTP 409.*ResourceReadOnly.*Resource default\/db\/encryption-key is read-only/ });
   await admin.deleteResource('default/key/one');
   await t.throwsAsync(client.getResource('default/key/one', key), { message: /HTTP 404/ });
   t.true(kbs.logs().includes('and read-only'));

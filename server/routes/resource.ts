@@ -60,6 +60,7 @@ function storageError(e: unknown, path: string): KbsError {
   if (e instanceof BackendError) {
     if (e.code === 'NOT_FOUND') return new KbsError('ResourceNotFound', `Resource ${path} not found`, { cause: e });
     if (e.code === 'UNAVAILABLE') return new KbsError('ServiceUnavailable', 'Storage backend unavailable', { cause: e });
+    if (e.code === 'READ_ONLY') return new KbsError('ResourceReadOnly', `Resource ${path} is read-only`, { cause: e });
   }
   return new KbsError('PluginInternalError', 'Plugin internal error', { cause: e });
 }
