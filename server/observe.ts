@@ -103,7 +103,7 @@ export async function policyDecision(s: Services, ctx: KbsContext, resource: str
   if (isPolicyError(decision.reason)) s.metrics.policyErrors.inc();
   else s.metrics.policyViolations.inc();
   reqLog(ctx, s).info({ resource, reason: decision.reason }, 'release denied by policy');
-  await s.audit.write(releaseRecord(ctx, resource, 'deny', { reason: decision.reason, released: false }), ctx.state.requestId);
+  if (s.audit.enabled) await s.audit.write(releaseRecord(ctx, resource, 'deny', { reason: decision.reason, released: false }), ctx.state.requestId);
 }
 
 function releaseRecord(ctx: KbsContext, resource: string, decision: 'allow' | 'deny', extra: Record<string, AuditRecord[string]>): AuditRecord {
@@ -130,10 +130,11 @@ export function auditRelease(s: Services): Step {
     try {
       await next();
     } catch (e) {
-      await s.audit.write(releaseRecord(ctx, resource, 'allow', { released: false, error: errorName(e) }), ctx.state.requestId);
+      if (s.audit.enabled) await s.audit.write(releaseRecord(ctx, resource, 'allow', { released: false, error: errorName(e) }), ctx.state.requestId);
       throw e;
     }
-    await s.audit.require(releaseRecord(ctx, resource, 'allow', { released: true }), ctx.state.requestId);
+    // Records (and their fingerprints) are only built when there is an audit log to take them.
+    if (s.audit.enabled) await s.audit.require(releaseRecord(ctx, resource, 'allow', { released: true }), ctx.state.requestId);
     s.metrics.resourceReads.inc({ resource_path: s.metrics.resourcePathLabel(resource) });
     reqLog(ctx, s).info({ resource }, 'resource released');
   };
