@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { JsonValue } from '../../policy/index.js';
+import { ByteReader } from '../common/byte-reader.js';
 import { AttestationFailure } from '../types.js';
 import { eventDetails } from './ccel-details.js';
 import { EVENT_TYPE_NAMES } from './event-types.js';
@@ -26,33 +27,10 @@ function fail(message: string): never {
   throw new AttestationFailure('eventlog', `CC event log: ${message}`);
 }
 
-class Reader {
-  pos = 0;
-  constructor(readonly buf: Buffer) {}
-  need(n: number, what: string): void {
-    if (n < 0 || this.pos + n > this.buf.length) fail(`truncated ${what}`);
-  }
-  u8(what: string): number {
-    this.need(1, what);
-    return this.buf[this.pos++] as number;
-  }
-  u16(what: string): number {
-    this.need(2, what);
-    const v = this.buf.readUInt16LE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-  u32(what: string): number {
-    this.need(4, what);
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-  bytes(n: number, what: string): Buffer {
-    this.need(n, what);
-    const v = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
+/** The event log's little-endian cursor; a short read is an event-log failure. */
+class Reader extends ByteReader {
+  constructor(buf: Buffer) {
+    super(buf, 'le', fail);
   }
 }
 

@@ -3,6 +3,7 @@
  * the `message` a TPM2_Quote signs. Everything is big-endian. Only what a quote may contain is
  * accepted: the TPM_GENERATED magic, the quote tag, bounded TPM2B sizes, and no trailing bytes.
  */
+import { ByteReader } from '../common/byte-reader.js';
 
 /** TPM_GENERATED_VALUE: marks a structure the TPM itself produced. */
 export const TPM_GENERATED_VALUE = 0xff544347;
@@ -49,55 +50,12 @@ export interface TpmsAttest {
   readonly pcrDigest: Buffer;
 }
 
-/** A bounds-checked big-endian cursor. */
-export class BeReader {
-  private pos = 0;
-
-  constructor(private readonly buf: Buffer) {}
-
-  get offset(): number {
-    return this.pos;
-  }
-
-  get remaining(): number {
-    return this.buf.length - this.pos;
-  }
-
-  private need(n: number, what: string): void {
-    if (this.pos + n > this.buf.length) throw new TpmParseError(`truncated ${what}`);
-  }
-
-  u8(what: string): number {
-    this.need(1, what);
-    return this.buf[this.pos++] as number;
-  }
-
-  u16(what: string): number {
-    this.need(2, what);
-    const v = this.buf.readUInt16BE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-
-  u32(what: string): number {
-    this.need(4, what);
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
-  u64(what: string): bigint {
-    this.need(8, what);
-    const v = this.buf.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
-  }
-
-  bytes(n: number, what: string): Buffer {
-    this.need(n, what);
-    const v = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return v;
+/** A big-endian cursor for TPM structures; a short read or trailing bytes is a TpmParseError. */
+export class BeReader extends ByteReader {
+  constructor(buf: Buffer) {
+    super(buf, 'be', (message) => {
+      throw new TpmParseError(message);
+    });
   }
 
   /** A TPM2B: u16 size then that many bytes, at most `max`. */
@@ -105,10 +63,6 @@ export class BeReader {
     const size = this.u16(`${what} size`);
     if (size > max) throw new TpmParseError(`${what} is larger than ${max} bytes`);
     return this.bytes(size, what);
-  }
-
-  end(what: string): void {
-    if (this.pos !== this.buf.length) throw new TpmParseError(`${this.buf.length - this.pos} trailing bytes after ${what}`);
   }
 }
 
