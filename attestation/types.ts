@@ -103,11 +103,8 @@ export function isJsonObject(v: JsonValue | undefined): v is { [key: string]: Js
 
 /** Builds an object from entries in this order, defining every key as an own data property. */
 export function objectFromEntries(entries: ReadonlyArray<readonly [string, JsonValue]>): Claims {
-  const out: Claims = {};
-  for (const [k, v] of entries) {
-    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
-  }
-  return out;
+  // Object.fromEntries creates data properties (CreateDataProperty), so even `__proto__` is an own key.
+  return Object.fromEntries(entries) as Claims;
 }
 
 /**

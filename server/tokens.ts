@@ -57,7 +57,9 @@ export class TokenSigner {
    */
   async sign(claims: JWTPayload): Promise<string> {
     if (!isObject(claims)) throw new TypeError('JWT Claims Set MUST be an object');
-    const claimsSet = structuredClone(claims);
+    // jose structured-clones the claims first; for the JSON values signed here that changes nothing
+    // JSON.stringify would see, so the clone is skipped.
+    const claimsSet = claims;
     for (const claim of ['iat', 'nbf', 'exp'] as const) {
       const value = claimsSet[claim];
       if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError(`"${claim}" claim must be a finite number`);
@@ -229,15 +231,13 @@ export class TokenVerifier {
   private remember(token: string, payload: JWTPayload): void {
     if (token.length > VERIFIED_CACHE_MAX_TOKEN_LENGTH || typeof payload.exp !== 'number') return;
     if (payload.nbf !== undefined && typeof payload.nbf !== 'number') return;
-    const encodedPayload = token.split('.')[1];
-    if (encodedPayload === undefined) return;
     if (this.verified.size >= VERIFIED_CACHE_ENTRIES) {
       const oldest = this.verified.keys().next().value;
       if (oldest !== undefined) this.verified.delete(oldest);
     }
-    // jose has decoded exactly these bytes (strict UTF-8) and parsed them into `payload`
-    const frozen = deepFreeze(JSON.parse(Buffer.from(encodedPayload, 'base64url').toString('utf8')) as JWTPayload);
-    this.verified.set(token, { payload: frozen, nbf: payload.nbf, exp: payload.exp });
+    // `payload` was parsed from exactly this token's bytes (by jose, or by rememberIssued); from now
+    // on it is shared by every use of the token, so it is frozen.
+    this.verified.set(token, { payload: deepFreeze(payload), nbf: payload.nbf, exp: payload.exp });
   }
 
   /** The x5c chain in the jwk validates to a trusted certificate and its leaf holds this key. */
