@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeAtomic } from '../attestation/intel-dcap/collateral.js';
+import { writeAtomic } from '../policy/store.js';
 import { layout, type IntelTee, type PckCa } from '../attestation/intel-dcap/offline-store.js';
 import { PcsClient } from '../attestation/intel-dcap/pcs.js';
 import { verifyPckChain } from '../attestation/intel-dcap/quote-verify.js';

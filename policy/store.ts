@@ -51,10 +51,12 @@ export class ResourcePolicyStore {
   }
 }
 
-export async function writeAtomic(path: string, text: string | Uint8Array): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
+/**
+ * Writes `text` to a new temporary file `<dir>/<prefix><random>.tmp` (mode 0600) and fsyncs it;
+ * returns its path. On failure nothing is left behind. The caller renames it into place.
+ */
+export async function stageFile(dir: string, text: string | Uint8Array, prefix = '.'): Promise<string> {
+  const tmp = join(dir, `${prefix}${randomBytes(8).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
     await fh.writeFile(text);
@@ -65,6 +67,14 @@ export async function writeAtomic(path: string, text: string | Uint8Array): Prom
     throw e;
   }
   await fh.close();
+  return tmp;
+}
+
+/** Replaces `path` with `text` atomically and durably (staged file, fsync, rename, directory fsync). */
+export async function writeAtomic(path: string, text: string | Uint8Array): Promise<void> {
+  const dir = dirname(path);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const tmp = await stageFile(dir, text);
   try {
     await rename(tmp, path);
   } catch (e) {

@@ -3,9 +3,8 @@
  * file) and, when configured, Intel PCS online for items that are missing or past their nextUpdate.
  * Online responses are written into the directory layout atomically, so the next start is offline.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { writeAtomic } from '../../policy/store.js';
 import { parseCrl } from '../common/der.js';
 import {
   layout,
@@ -28,13 +27,6 @@ export interface DcapOptions {
 
 const RETRY_AFTER_MS = 60_000;
 
-/** Writes `data` to `path` via a temporary file and rename (never a partial file). */
-export async function writeAtomic(path: string, data: Buffer | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(tmp, data, { mode: 0o644 });
-  await rename(tmp, path);
-}
 
 /** nextUpdate of a signed JSON item, or undefined when it cannot be read (verification will say why). */
 function jsonNextUpdate(item: SignedItem, key: string): number | undefined {

@@ -14,7 +14,6 @@
  * Deliberately stricter than upstream (whose RVPS returns values without looking at their
  * expiration): an expired reference value is treated as absent, so attestations fail closed.
  */
-import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -27,6 +26,7 @@ import {
   type JsonValue,
   type ReferenceValueRecord,
 } from './message.js';
+import { stageFile } from '../../policy/store.js';
 
 /** Upstream's storage namespace (the directory name under a LocalFs `dir_path`). */
 export const REFERENCE_VALUE_NAMESPACE = 'reference_value';
@@ -106,20 +106,6 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-async function stage(dir: string, text: string): Promise<string> {
-  const tmp = join(dir, `.rv-${randomBytes(8).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await unlink(tmp).catch(() => undefined);
-    throw e;
-  }
-  await fh.close();
-  return tmp;
-}
 
 export class ReferenceValueStore {
   private readonly entries = new Map<string, Entry>();
@@ -231,7 +217,7 @@ export class ReferenceValueStore {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const staged: Array<{ id: string; tmp: string; record: ReferenceValueRecord; text: string }> = [];
     try {
-      for (const [id, { record, text }] of byId) staged.push({ id, tmp: await stage(this.dir, text), record, text });
+      for (const [id, { record, text }] of byId) staged.push({ id, tmp: await stageFile(this.dir, text, '.rv-'), record, text });
     } catch (e) {
       await Promise.all(staged.map((s) => unlink(s.tmp).catch(() => undefined)));
       throw e;

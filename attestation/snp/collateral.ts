@@ -4,9 +4,8 @@
  *   <dir>/crl/<Milan|Genoa|Turin>.crl
  * Writes are atomic (temporary file, then rename), so a reader never sees a partial file.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { SnpGeneration } from './generation.js';
 import { hwIdOf, tcbPrefix } from './kds.js';
 import type { SnpReport } from './report.js';
@@ -59,15 +58,5 @@ export async function readOfflineVcek(
   return undefined;
 }
 
-/** Writes `data` to `path` atomically, creating parent folders. */
-export async function writeAtomic(path: string, data: Buffer): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
-    await writeFile(tmp, data, { mode: 0o644 });
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
+/** Collateral is written like the KBS's other state: staged, fsynced, renamed (never a partial file). */
+export { writeAtomic } from '../../policy/store.js';
