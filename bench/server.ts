@@ -11,8 +11,8 @@
  *   (c) GET /kbs/v0/resource/… with the cookie of an attested session      (autocannon)
  *   (d) GET /kbs/v0/resource/… with `Authorization: Bearer <token>`        (autocannon)
  *   (e) complete RCAR flows (auth, attest with sample evidence, GET, decrypt) with 64 concurrent
- *       clients (cli/client KbsClient and TeeKeyPair; requests through a lean node:http `fetch`):
- *       flows/s, p50/p99 flow latency
+ *       clients (cli/client KbsClient and TeeKeyPair, each client on its own keep-alive connection
+ *       written straight to a socket, as autocannon does): flows/s, p50/p99 flow latency
  *   (f) the KBS's RSS (VmRSS) with 100,000 live sessions (POST /kbs/v0/auth), on a fresh server
  *
  * and prints every figure, the ratios c/b and d/b, and each target with ok / UNDER TARGET. Next to
@@ -24,14 +24,18 @@
  * Everything runs on 127.0.0.1, every phase is bounded (about 1–2 minutes in all) and every child
  * process is stopped at the end. BENCH_ONLY=<letters> runs a subset (e.g. BENCH_ONLY=bc; the ratios
  * need b). BENCH_CPU_PROF=<dir> runs the KBS children with `--cpu-prof` (profiles are written to
- * <dir> when they stop).
+ * <dir> when they stop). BENCH_KBS_NODE_ARGS="<flags>" passes node flags to the KBS children (e.g.
+ * `--trace-gc`) and BENCH_CHILD_OUTPUT=<file> appends every child's output to a file.
+ *
+ * The KBS runs with its defaults, so resource JWEs get their ECDH key agreement from the crypto worker
+ * thread ([http_server] crypto_threads = 1 on this machine), while (b) does it on its one thread:
+ * (c0) repeats (c) on a KBS with crypto_threads = 0, for the ratio on equal terms.
  */
 import autocannon, { type Result } from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -68,6 +72,10 @@ const RESOURCE = randomBytes(64);
 /** USER_HZ: the unit of utime/stime in /proc/<pid>/stat (100 on Linux). */
 const CLOCK_TICKS = 100;
 const CPU_PROF_DIR = process.env['BENCH_CPU_PROF'] ? resolve(process.env['BENCH_CPU_PROF']) : undefined;
+/** BENCH_KBS_NODE_ARGS: extra node flags for the KBS children (e.g. `--trace-gc`), space-separated. */
+/** BENCH_CHILD_OUTPUT=<file>: every child's stdout and stderr are appended to this file. */
+const CHILD_OUTPUT = process.env['BENCH_CHILD_OUTPUT'] ? resolve(process.env['BENCH_CHILD_OUTPUT']) : undefined;
+const KBS_NODE_ARGS = (process.env['BENCH_KBS_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
 
 // ---------------------------------------------------------------------------------------------
 // child processes
@@ -97,6 +105,7 @@ function startChild(name: string, args: string[], cwd?: string): Child {
   if (proc.pid === undefined) throw new Error(`${name}: could not start`);
   const output: string[] = [];
   const keep = (chunk: Buffer) => {
+    if (CHILD_OUTPUT !== undefined) appendFileSync(CHILD_OUTPUT, chunk);
     output.push(...chunk.toString('utf8').split('\n').filter(Boolean));
     if (output.length > 50) output.splice(0, output.length - 50);
   };
@@ -152,7 +161,7 @@ async function freePort(): Promise<number> {
 }
 
 /** `kbs serve -c <config>` in its own work_dir; resolves when /healthz answers. */
-async function startKbsChild(name: string, dir: string): Promise<{ child: Child; url: string }> {
+async function startKbsChild(name: string, dir: string, httpServerKeys: string[] = []): Promise<{ child: Child; url: string }> {
   const port = await freePort();
   const configFile = join(dir, 'kbs-config.toml');
   writeFileSync(
@@ -162,6 +171,7 @@ async function startKbsChild(name: string, dir: string): Promise<{ child: Child;
       '[http_server]',
       `sockets = ["127.0.0.1:${port}"]`,
       'insecure_http = true',
+      ...httpServerKeys,
       '[attestation_service]',
       'max_sessions = 200000',
       '[admin]',
@@ -174,7 +184,7 @@ async function startKbsChild(name: string, dir: string): Promise<{ child: Child;
     ].join('\n'),
   );
   const prof = CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const child = startChild(name, [...prof, KBS_CLI, 'serve', '-c', configFile], dir);
+  const child = startChild(name, [...prof, ...KBS_NODE_ARGS, KBS_CLI, 'serve', '-c', configFile], dir);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;
   let exited = false;
@@ -251,38 +261,70 @@ function cookieCapturingFetch(sink: { cookie?: string }): typeof fetch {
 }
 
 /**
- * A lean `fetch` for KbsClient in (e): node:http over keep-alive connections, answering the part
- * of `Response` KbsClient reads (status, headers.get, text, json). The global fetch (undici) costs
- * the load generator more CPU per request than the KBS spends answering it, and on a 2-core machine
- * every millisecond the clients burn is taken from the server under test.
+ * A `fetch` for one client of (e) over its own keep-alive connection, written straight to a socket:
+ * HTTP/1.1 requests with Content-Length bodies, responses with Content-Length (all the KBS sends).
+ * A guest holds one connection to its KBS; this is the load generator's side of it with nothing
+ * else (the way autocannon drives (a)–(d)), so that the CPU it takes from the 2 shared cores is
+ * spent on the flow itself (evidence, JSON, decryption) rather than on an HTTP client library.
  */
-function leanFetch(agent: Agent): typeof fetch {
-  const lean = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
+function connectionFetch(origin: string): typeof fetch {
+  const { hostname, port, host } = new URL(origin);
+  let socket: Socket | undefined;
+  let received: Buffer = Buffer.alloc(0);
+  let pending: { resolve: (r: Response) => void; reject: (e: Error) => void } | undefined;
+
+  const fail = (e: Error) => {
+    socket?.destroy();
+    socket = undefined;
+    received = Buffer.alloc(0);
+    const p = pending;
+    pending = undefined;
+    p?.reject(e);
+  };
+  const onData = (chunk: Buffer) => {
+    received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
+    const end = received.indexOf('\r\n\r\n');
+    if (end < 0 || pending === undefined) return;
+    const lines = received.toString('latin1', 0, end).split('\r\n');
+    const status = Number((lines[0] ?? '').split(' ')[1]);
+    const headers = new Map<string, string>();
+    for (const line of lines.slice(1)) {
+      const colon = line.indexOf(':');
+      const name = line.slice(0, colon).toLowerCase();
+      const value = line.slice(colon + 1).trim();
+      headers.set(name, headers.has(name) ? `${headers.get(name) as string}, ${value}` : value);
+    }
+    const length = Number(headers.get('content-length'));
+    if (!Number.isSafeInteger(length)) return fail(new Error('response without Content-Length'));
+    if (received.length < end + 4 + length) return;
+    const body = received.toString('utf8', end + 4, end + 4 + length);
+    received = received.subarray(end + 4 + length);
+    const p = pending;
+    pending = undefined;
+    const response = { status, headers: { get: (n: string) => headers.get(n.toLowerCase()) ?? null }, text: async () => body, json: async () => JSON.parse(body) as unknown };
+    p.resolve(response as unknown as Response);
+  };
+
+  const request = (input: string | URL | Request, init?: RequestInit): Promise<Response> =>
     new Promise((resolve, reject) => {
-      const req = request(
-        String(input),
-        { method: init?.method ?? 'GET', headers: init?.headers as Record<string, string> | undefined, agent },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('error', reject);
-          res.on('end', () => {
-            const body = Buffer.concat(chunks).toString('utf8');
-            const headers = {
-              get(name: string): string | null {
-                const v = res.headers[name.toLowerCase()];
-                return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v;
-              },
-            };
-            const response = { status: res.statusCode ?? 0, headers, text: async () => body, json: async () => JSON.parse(body) as unknown };
-            resolve(response as unknown as Response);
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(init?.body as string | Uint8Array | undefined);
+      if (pending !== undefined) return reject(new Error('one request at a time per connection'));
+      if (socket === undefined) {
+        socket = connect({ host: hostname, port: Number(port), noDelay: true });
+        socket.on('data', onData);
+        socket.on('error', fail);
+        socket.on('close', () => fail(new Error('connection closed')));
+      }
+      pending = { resolve, reject };
+      const url = String(input);
+      const path = url.slice(url.indexOf('/', url.indexOf('//') + 2));
+      const body = init?.body === undefined || init.body === null ? undefined : Buffer.from(init.body as string | Uint8Array);
+      let head = `${init?.method ?? 'GET'} ${path} HTTP/1.1\r\nHost: ${host}\r\n`;
+      for (const [k, v] of Object.entries((init?.headers ?? {}) as Record<string, string>)) head += `${k}: ${v}\r\n`;
+      if (body !== undefined) head += `Content-Length: ${body.length}\r\n`;
+      head += '\r\n';
+      socket.write(body === undefined ? head : Buffer.concat([Buffer.from(head, 'latin1'), body]));
     });
-  return lean as typeof fetch;
+  return request as typeof fetch;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -310,8 +352,6 @@ interface FlowFigure {
  */
 async function flows(url: string, pid: number, clients: number, ms: number): Promise<FlowFigure> {
   const keys = Array.from({ length: clients }, () => TeeKeyPair.generate());
-  const agent = new Agent({ keepAlive: true, maxSockets: clients });
-  const fetchImpl = leanFetch(agent);
   const latencies: number[] = [];
   const cpu0 = cpuMs(pid);
   const own0 = ownCpuMs();
@@ -321,6 +361,7 @@ async function flows(url: string, pid: number, clients: number, ms: number): Pro
   let firstError: string | undefined;
   await Promise.all(
     keys.map(async (key) => {
+      const fetchImpl = connectionFetch(url);
       while (performance.now() < deadline) {
         const start = performance.now();
         try {
@@ -337,7 +378,6 @@ async function flows(url: string, pid: number, clients: number, ms: number): Pro
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  agent.destroy();
   const n = latencies.length;
   const serverCpu = (cpuMs(pid) - cpu0) / n;
   const clientCpu = (ownCpuMs() - own0) / n;
@@ -367,6 +407,31 @@ function printTable(): void {
 const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const http = (f: HttpFigure) => `${fmt(f.reqPerSec)} req/s  (p50 ${f.p50} ms, p99 ${f.p99} ms; server CPU ${fmt(f.cpuPerReq, 3)} ms/req)`;
 
+/**
+ * A KBS holding the resource under a permissive policy (the default one denies sample evidence),
+ * and one attested session for `key`: its cookie and its token (Bearer), both checked once by
+ * decryption.
+ */
+async function startAttestedKbs(
+  name: string,
+  key: TeeKeyPair,
+  httpServerKeys: string[] = [],
+): Promise<{ kbs: { child: Child; url: string }; cookie: string; token: string; resourceUrl: string }> {
+  const kbs = await startKbsChild(name, mkdtempSync(join(dir, 'kbs-')), httpServerKeys);
+  const admin = new KbsClient({ url: kbs.url });
+  await admin.setResource(RESOURCE_PATH, RESOURCE);
+  await admin.setResourcePolicy(samplePolicyText('allow_all'));
+  const jar: { cookie?: string } = {};
+  const guest = new KbsClient({ url: kbs.url, fetch: cookieCapturingFetch(jar) });
+  const token = await guest.attest(key);
+  if (!RESOURCE.equals(await guest.getResource(RESOURCE_PATH, key))) throw new Error(`${name}: cookie GET: wrong resource`);
+  if (!RESOURCE.equals(await new KbsClient({ url: kbs.url }).getResource(RESOURCE_PATH, key, token))) {
+    throw new Error(`${name}: Bearer GET: wrong resource`);
+  }
+  if (!jar.cookie) throw new Error(`${name}: no session cookie`);
+  return { kbs, cookie: jar.cookie, token, resourceUrl: `${kbs.url}/kbs/v0/resource/${RESOURCE_PATH}` };
+}
+
 // ---------------------------------------------------------------------------------------------
 // main
 
@@ -381,23 +446,8 @@ console.log(
 const dir = mkdtempSync(join(tmpdir(), 'kbs-bench-server-'));
 let failed = false;
 try {
-  // the KBS, the resource, a permissive policy (the default one denies sample evidence)
-  const kbs = await startKbsChild('kbs', mkdtempSync(join(dir, 'kbs-')));
-  const admin = new KbsClient({ url: kbs.url });
-  await admin.setResource(RESOURCE_PATH, RESOURCE);
-  await admin.setResourcePolicy(samplePolicyText('allow_all'));
-
-  // one attested session (cookie) and its token (Bearer); both checked once by decryption
   const key = TeeKeyPair.generate();
-  const jar: { cookie?: string } = {};
-  const guest = new KbsClient({ url: kbs.url, fetch: cookieCapturingFetch(jar) });
-  const token = await guest.attest(key);
-  if (!RESOURCE.equals(await guest.getResource(RESOURCE_PATH, key))) throw new Error('cookie GET: wrong resource');
-  if (!RESOURCE.equals(await new KbsClient({ url: kbs.url }).getResource(RESOURCE_PATH, key, token))) {
-    throw new Error('Bearer GET: wrong resource');
-  }
-  if (!jar.cookie) throw new Error('no session cookie');
-  const resourceUrl = `${kbs.url}/kbs/v0/resource/${RESOURCE_PATH}`;
+  const { kbs, cookie, token, resourceUrl } = await startAttestedKbs('kbs', key);
 
   // (a), (b): the baselines, one at a time, each alone with the load generator
   let b: HttpFigure | undefined;
@@ -417,7 +467,7 @@ try {
   // (c), (d), after a longer warm-up of the KBS's GET path (both credentials): its first phase
   // would otherwise also pay for JIT tier-up and heap growth
   if (run('c') || run('d')) {
-    const credentials: Record<string, string>[] = [{ Cookie: jar.cookie }, { Authorization: `Bearer ${token}` }];
+    const credentials: Record<string, string>[] = [{ Cookie: cookie }, { Authorization: `Bearer ${token}` }];
     for (const headers of credentials) {
       await autocannon({ url: resourceUrl, connections: HTTP_CONNECTIONS, headers, duration: KBS_WARMUP_SECONDS });
     }
@@ -428,9 +478,19 @@ try {
     row(name, fmt(r, 2), `>= ${TARGET_RATIO}`, r >= TARGET_RATIO);
   };
   if (run('c')) {
-    const c = await load('(c)', resourceUrl, kbs.child.pid, { Cookie: jar.cookie });
+    const c = await load('(c)', resourceUrl, kbs.child.pid, { Cookie: cookie });
     row('(c) resource GET, attested cookie', http(c));
     ratio('c/b', c);
+  }
+  if (run('c') && run('b')) {
+    // (c0): (c) with the ECDH on the event loop, like (b)
+    const single = await startAttestedKbs('kbs-no-crypto-thread', key, ['crypto_threads = 0']);
+    const headers = { Cookie: single.cookie };
+    await autocannon({ url: single.resourceUrl, connections: HTTP_CONNECTIONS, headers, duration: KBS_WARMUP_SECONDS });
+    const c0 = await load('(c0)', single.resourceUrl, single.kbs.child.pid, headers);
+    await stopChild(single.kbs.child);
+    row('(c0) (c) with crypto_threads = 0', http(c0));
+    ratio('c0/b', c0);
   }
   if (run('d')) {
     const d = await load('(d)', resourceUrl, kbs.child.pid, { Authorization: `Bearer ${token}` });

@@ -1,11 +1,17 @@
 /**
- * Resolution of the serving keys: TLS profile and HTTP timeouts of `[http_server]`, and
+ * Resolution of the serving keys: TLS profile, HTTP timeouts and crypto threads of `[http_server]`, and
  * `[rate_limit]` (defaults applied, cross-key rules checked).
  */
+import { availableParallelism } from 'node:os';
 import { DEFAULTS, type HttpServerConfig, type KbsConfigTomlInput, type RateLimitConfig } from './schema.js';
 import type { Resolver } from './paths.js';
 
-type ServingKeys = Pick<HttpServerConfig, 'tlsProfile' | 'shutdownGraceMs' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs'>;
+/** `crypto_threads` when not set: one worker thread when a second CPU can run it, none otherwise. */
+export function defaultCryptoThreads(): number {
+  return availableParallelism() > 1 ? 1 : 0;
+}
+
+type ServingKeys = Pick<HttpServerConfig, 'tlsProfile' | 'shutdownGraceMs' | 'requestTimeoutMs' | 'headersTimeoutMs' | 'keepAliveTimeoutMs' | 'cryptoThreads'>;
 
 export function resolveServing(r: Resolver, toml: KbsConfigTomlInput): ServingKeys {
   const hs = toml.http_server ?? {};
@@ -23,6 +29,7 @@ export function resolveServing(r: Resolver, toml: KbsConfigTomlInput): ServingKe
     requestTimeoutMs: requestTimeout * 1000,
     headersTimeoutMs: headersTimeout * 1000,
     keepAliveTimeoutMs: (hs.keep_alive_timeout_seconds ?? DEFAULTS.keepAliveTimeoutSeconds) * 1000,
+    cryptoThreads: hs.crypto_threads ?? defaultCryptoThreads(),
   };
 }
 

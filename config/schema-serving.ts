@@ -25,6 +25,8 @@ export const HttpServingToml = {
   headers_timeout_seconds: tomlInteger(1, 3600, 'positive integer (seconds)').optional(),
   /** Seconds an idle keep-alive connection stays open. */
   keep_alive_timeout_seconds: tomlInteger(1, 3600, 'positive integer (seconds)').optional(),
+  /** Worker threads for the ECDH of resource JWEs (0: the event loop does it); default 1 on 2+ CPUs. */
+  crypto_threads: tomlInteger(0, 16, 'integer (threads, 0 to 16)').optional(),
 };
 
 /** An IP address or a CIDR block (`10.0.0.0/8`, `fd00::/8`). */

@@ -45,6 +45,8 @@ export interface HttpServerConfig {
   readonly headersTimeoutMs: number;
   /** Idle keep-alive connection lifetime (`server.keepAliveTimeout`). */
   readonly keepAliveTimeoutMs: number;
+  /** Worker threads for the JWE key agreements of resource releases; 0: on the event loop. */
+  readonly cryptoThreads: number;
 }
 
 /** `[rate_limit]`: token buckets per client address on /auth and /attest. */

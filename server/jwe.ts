@@ -26,9 +26,9 @@ import {
   createHash,
   createPublicKey,
   publicEncrypt,
-  randomBytes,
   type KeyObject,
 } from 'node:crypto';
+import { randomBytesPooled } from './random.js';
 import { decodeBase64UrlStrict, type TeePubKey } from './tee-pubkey.js';
 
 export interface JweResponse {
@@ -161,7 +161,7 @@ function aes256KeyWrap(kek: Uint8Array, keyData: Uint8Array): Buffer {
 /** AES-256-GCM over `plaintext` with the ASCII of the encoded protected header as AAD. */
 function sealContent(protectedJson: string, cek: Buffer, plaintext: Uint8Array, encryptedKey: Uint8Array): JweResponse {
   const protectedB64 = Buffer.from(protectedJson, 'utf8').toString('base64url');
-  const iv = randomBytes(IV_BYTES);
+  const iv = randomBytesPooled(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', cek, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(Buffer.from(protectedB64, 'ascii'));
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
@@ -226,7 +226,7 @@ function encryptRsa(
   plaintext: Uint8Array,
 ): JweResponse {
   const key = rsaPublicKey(n, e);
-  const cek = randomBytes(CEK_BYTES);
+  const cek = randomBytesPooled(CEK_BYTES);
   try {
     const encryptedKey =
       alg === ALG_RSA_OAEP_256
@@ -240,7 +240,15 @@ function encryptRsa(
   }
 }
 
-function encryptEcdhEsA256kw(crv: string, curve: CurveInfo, x: string, y: string, plaintext: Uint8Array): JweResponse {
+/** The ECDH-ES inputs of an EC TEE key: checked coordinates and the uncompressed peer point. */
+interface EcdhEsTarget {
+  readonly crv: string;
+  readonly curve: CurveInfo;
+  /** `0x04 ‖ x ‖ y`. */
+  readonly peer: Buffer;
+}
+
+function ecdhEsTarget(crv: string, curve: CurveInfo, x: string, y: string): EcdhEsTarget {
   const xBytes = decodeKeyMember(x, 'EC x coordinate');
   const yBytes = decodeKeyMember(y, 'EC y coordinate');
   if (xBytes.length !== curve.coordBytes || yBytes.length !== curve.coordBytes) {
@@ -252,30 +260,56 @@ function encryptEcdhEsA256kw(crv: string, curve: CurveInfo, x: string, y: string
   if (bytesToBigInt(xBytes) >= curve.p || bytesToBigInt(yBytes) >= curve.p) {
     throw new JweError('JWE_INVALID_KEY', `invalid TEE public key: coordinate out of range for ${crv}`);
   }
-  const peer = Buffer.concat([Buffer.from([0x04]), xBytes, yBytes]);
+  return { crv, curve, peer: Buffer.concat([Buffer.from([0x04]), xBytes, yBytes]) };
+}
 
-  const ephemeral = createECDH(curve.openssl);
-  const epkRaw = ephemeral.generateKeys();
-  let z: Buffer;
+/** The result of one ephemeral-static key agreement. */
+export interface EcdhAgreement {
+  /** The ephemeral public key, uncompressed (`0x04 ‖ x ‖ y`). */
+  epk: Buffer;
+  /** The shared secret (the x-coordinate, padded to the field size). The caller zeroes it. */
+  z: Buffer;
+}
+
+/**
+ * Where the key agreement of ECDH-ES runs: on the calling thread (`ecdhAgreeSync`), or elsewhere
+ * (the crypto worker, server/crypto-pool.ts). Resolves `undefined` when the peer point is not on
+ * the curve.
+ */
+export type EcdhAgree = (opensslCurve: string, peer: Buffer) => Promise<EcdhAgreement | undefined>;
+
+/**
+ * A fresh ephemeral key pair on `opensslCurve` and its shared secret with `peer`; `undefined` when
+ * OpenSSL refuses the peer point (not on the curve).
+ */
+export function ecdhAgreeSync(opensslCurve: string, peer: Uint8Array): EcdhAgreement | undefined {
+  const ephemeral = createECDH(opensslCurve);
+  const epk = ephemeral.generateKeys();
   try {
     // OpenSSL decodes the uncompressed point and refuses it unless it lies on the curve.
-    z = ephemeral.computeSecret(peer);
-  } catch (cause) {
-    throw new JweError('JWE_INVALID_KEY', `invalid TEE public key: not a point on ${crv}`, { cause });
+    return { epk, z: ephemeral.computeSecret(peer) };
+  } catch {
+    return undefined;
   }
-  if (z.length !== curve.coordBytes) {
+}
+
+/** Key wrap and content encryption once the key agreement is done; zeroes `z`. */
+function sealEcdhEs(target: EcdhEsTarget, agreement: EcdhAgreement | undefined, plaintext: Uint8Array): JweResponse {
+  const { crv, curve } = target;
+  if (agreement === undefined) throw new JweError('JWE_INVALID_KEY', `invalid TEE public key: not a point on ${crv}`);
+  const { epk, z } = agreement;
+  if (z.length !== curve.coordBytes || epk.length !== 1 + 2 * curve.coordBytes) {
     // computeSecret pads the shared x-coordinate to the field size; anything else is a bug.
     z.fill(0);
     throw new JweError('JWE_INVALID_KEY', `invalid TEE public key: unexpected ${crv} shared secret length`);
   }
-
-  const cek = randomBytes(CEK_BYTES);
+  const cek = randomBytesPooled(CEK_BYTES);
   const kek = concatKdfSha256(z, ALG_ECDH_ES_A256KW, 256);
   z.fill(0);
   try {
     const encryptedKey = aes256KeyWrap(kek, cek);
-    const epkX = epkRaw.subarray(1, 1 + curve.coordBytes).toString('base64url');
-    const epkY = epkRaw.subarray(1 + curve.coordBytes).toString('base64url');
+    const epkX = epk.subarray(1, 1 + curve.coordBytes).toString('base64url');
+    const epkY = epk.subarray(1 + curve.coordBytes).toString('base64url');
     // alg, enc, then the other members sorted; epk members sorted (crv, kty, x, y).
     const protectedJson = JSON.stringify({
       alg: ALG_ECDH_ES_A256KW,
@@ -289,19 +323,18 @@ function encryptEcdhEsA256kw(crv: string, curve: CurveInfo, x: string, y: string
   }
 }
 
-/**
- * Encrypt `plaintext` for the TEE key as a flattened-JSON JWE (`enc` A256GCM). Throws `JweError`
- * for unsupported algorithms/curves and invalid keys.
- */
-export function encryptForTeeKey(key: TeePubKey, plaintext: Uint8Array, options: JweOptions = {}): JweResponse {
+/** The key management of a TEE key: RSA (encrypted on the calling thread) or ECDH-ES. */
+type KeyManagement = { rsa: typeof ALG_RSA_OAEP_256 | typeof ALG_RSA1_5; n: string; e: string } | { ec: EcdhEsTarget };
+
+function keyManagement(key: TeePubKey, options: JweOptions): KeyManagement {
   if (key.kty === 'RSA') {
-    if (key.alg === ALG_RSA_OAEP_256) return encryptRsa(ALG_RSA_OAEP_256, key.n, key.e, plaintext);
+    if (key.alg === ALG_RSA_OAEP_256) return { rsa: ALG_RSA_OAEP_256, n: key.n, e: key.e };
     if (key.alg === ALG_RSA1_5) {
       options.onDeprecated?.(
         'JWE key management algorithm RSA1_5 (RSAES-PKCS1-v1_5) is deprecated and has known weaknesses; ' +
           'the TEE should use RSA-OAEP-256 or ECDH-ES+A256KW',
       );
-      return encryptRsa(ALG_RSA1_5, key.n, key.e, plaintext);
+      return { rsa: ALG_RSA1_5, n: key.n, e: key.e };
     }
     throw new JweError('JWE_UNSUPPORTED', `RSA key algorithm ${quoteName(key.alg)} is not supported`);
   }
@@ -313,11 +346,36 @@ export function encryptForTeeKey(key: TeePubKey, plaintext: Uint8Array, options:
         `curve ${quoteName(key.crv)} and algorithm ${quoteName(key.alg)} is not supported`,
       );
     }
-    return encryptEcdhEsA256kw(key.crv, curve, key.x, key.y, plaintext);
+    return { ec: ecdhEsTarget(key.crv, curve, key.x, key.y) };
   }
   const kty: unknown = (key as { kty?: unknown }).kty;
   throw new JweError(
     'JWE_UNSUPPORTED',
     `key type ${typeof kty === 'string' ? quoteName(kty) : 'of the TEE public key'} is not supported`,
   );
+}
+
+/**
+ * Encrypt `plaintext` for the TEE key as a flattened-JSON JWE (`enc` A256GCM), entirely on the
+ * calling thread. Throws `JweError` for unsupported algorithms/curves and invalid keys.
+ */
+export function encryptForTeeKey(key: TeePubKey, plaintext: Uint8Array, options: JweOptions = {}): JweResponse {
+  const km = keyManagement(key, options);
+  if ('rsa' in km) return encryptRsa(km.rsa, km.n, km.e, plaintext);
+  return sealEcdhEs(km.ec, ecdhAgreeSync(km.ec.curve.openssl, km.ec.peer), plaintext);
+}
+
+/**
+ * `encryptForTeeKey` with the ECDH key agreement (the one costly step: a fresh key pair and a
+ * scalar multiplication) done by `agree`, e.g. off the event loop. The JWE is the same.
+ */
+export async function encryptForTeeKeyWith(
+  agree: EcdhAgree,
+  key: TeePubKey,
+  plaintext: Uint8Array,
+  options: JweOptions = {},
+): Promise<JweResponse> {
+  const km = keyManagement(key, options);
+  if ('rsa' in km) return encryptRsa(km.rsa, km.n, km.e, plaintext);
+  return sealEcdhEs(km.ec, await agree(km.ec.curve.openssl, km.ec.peer), plaintext);
 }

@@ -11,7 +11,7 @@
  *    route matched), status, duration, sizes and id. Never headers, cookies, queries or bodies.
  */
 import { randomUUID } from 'node:crypto';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { KbsState } from './routes/types.js';
 import type { Services } from './services.js';
 
@@ -29,6 +29,20 @@ function routeLabel(matched: unknown): string | undefined {
 
 function clip(s: string): string {
   return s.length > 200 ? `${s.slice(0, 200)}…` : s;
+}
+
+/**
+ * A JSON body (a plain object or array) serialized here, once: Koa's `response.length` would
+ * stringify it to measure it, and its `respond` a second time to send it. Same bytes, same
+ * Content-Type; Content-Length is set from the text.
+ */
+function serializeJsonBody(ctx: Context): void {
+  const body: unknown = ctx.body;
+  if (body === null || typeof body !== 'object') return;
+  const proto: unknown = Object.getPrototypeOf(body);
+  if (!Array.isArray(body) && proto !== Object.prototype && proto !== null) return; // Buffer, stream, Blob…
+  // Koa keeps the Content-Type it set for the object (setting a string body only types untyped ones)
+  ctx.body = JSON.stringify(body);
 }
 
 export function observeRequests(s: Services): Middleware<KbsState> {
@@ -54,6 +68,7 @@ export function observeRequests(s: Services): Middleware<KbsState> {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = routeLabel((ctx as { _matchedRoute?: unknown })._matchedRoute);
       const status = ctx.status;
+      serializeJsonBody(ctx);
       const bytes = ctx.response.length;
       if (counted) {
         m.httpActive.dec();

@@ -7,6 +7,7 @@ import type { AadTokenBroker } from '../backends/azure-key-vault/aad-tokens.js';
 import type { ResourcePolicyStore } from '../policy/store.js';
 import type { AdminAuthorizer } from './admin-auth.js';
 import type { AuditLog } from './audit.js';
+import type { CryptoPool } from './crypto-pool.js';
 import type { Metrics } from './metrics.js';
 import type { Logger } from './log.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -43,6 +44,8 @@ export interface Services {
   audit: AuditLog;
   /** Set when the server starts shutting down: /readyz answers 503 from then on. */
   lifecycle: { draining: boolean };
+  /** Worker threads for the JWE key agreements (`crypto_threads`); absent: on the event loop. */
+  cryptoPool?: CryptoPool;
   /** Per-client limits on /auth and /attest; absent when `[rate_limit] enabled = false`. */
   rateLimiter?: RateLimiter;
 }

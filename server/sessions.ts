@@ -5,7 +5,7 @@
  * store expires entries on read and in a periodic purge, and holds at most `maxSessions` live
  * sessions: an /auth flood gets 503 with Retry-After instead of exhausting memory.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytesPooled } from './random.js';
 import type { Tee } from '../attestation/types.js';
 import { KbsError } from './errors.js';
 
@@ -74,7 +74,7 @@ export class MemorySessionStore implements SessionStore {
     }
     const session: AuthedSession = {
       state: 'authed',
-      id: randomBytes(16).toString('hex'),
+      id: randomBytesPooled(16).toString('hex'),
       tee,
       nonce,
       expiresAt: this.now() + this.options.ttlMs,

@@ -19,6 +19,7 @@ import { ResourcePolicyStore } from '../policy/index.js';
 import { AdminAuthorizer, publicKeysFromPem, type AdminAuthConfig } from './admin-auth.js';
 import { createApp } from './app.js';
 import { AuditLog } from './audit.js';
+import { CryptoPool } from './crypto-pool.js';
 import { Metrics } from './metrics.js';
 import { observeBackend } from './observed-backend.js';
 import { requestIdFor } from './request-observer.js';
@@ -234,6 +235,7 @@ export async function buildServices(config: KbsConfig, options: StartOptions = {
     audit,
     lifecycle: { draining: false },
     ...(config.rateLimit.enabled ? { rateLimiter: new RateLimiter(config.rateLimit) } : {}),
+    ...(config.httpServer.cryptoThreads > 0 ? { cryptoPool: new CryptoPool(config.httpServer.cryptoThreads, log) } : {}),
   };
 }
 
@@ -348,6 +350,7 @@ async function closeServices(s: Services): Promise<void> {
   await s.sessions.close();
   s.aadTokens?.close();
   await s.backend.close();
+  await s.cryptoPool?.close();
   await s.audit.write({ event: 'kbs.stop', pid: process.pid });
   await s.audit.close();
 }

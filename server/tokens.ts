@@ -52,8 +52,9 @@ export class TokenSigner {
   /**
    * The compact JWS that jose's `new SignJWT(claims).setProtectedHeader({typ: 'JWT', alg: 'ES256',
    * jwk}).sign(key)` produces, byte for byte in header and payload (same checks, same structured
-   * clone and JSON serialization), with the ES256 signature (IEEE P1363 r‖s) computed synchronously:
-   * jose signs through WebCrypto, whose thread-pool job costs the event loop more than the signature.
+   * clone and JSON serialization), with the ES256 signature (IEEE P1363 r‖s) computed by node:crypto
+   * on the thread pool: jose signs through WebCrypto, whose job set-up costs the event loop more
+   * than the signature itself.
    */
   async sign(claims: JWTPayload): Promise<string> {
     if (!isObject(claims)) throw new TypeError('JWT Claims Set MUST be an object');
@@ -66,7 +67,10 @@ export class TokenSigner {
     }
     const header = { typ: 'JWT', alg: 'ES256', jwk: this.publicJwk };
     const signingInput = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(claimsSet))}`;
-    const signature = sign('sha256', Buffer.from(signingInput, 'ascii'), { key: this.privateKey, dsaEncoding: 'ieee-p1363' });
+    // the callback form runs the ECDSA signature on libuv's thread pool, off the event loop
+    const signature = await new Promise<Buffer>((resolve, reject) =>
+      sign('sha256', Buffer.from(signingInput, 'ascii'), { key: this.privateKey, dsaEncoding: 'ieee-p1363' }, (e, sig) => (e ? reject(e) : resolve(sig))),
+    );
     return `${signingInput}.${signature.toString('base64url')}`;
   }
 }
@@ -232,8 +236,13 @@ export class TokenVerifier {
     if (token.length > VERIFIED_CACHE_MAX_TOKEN_LENGTH || typeof payload.exp !== 'number') return;
     if (payload.nbf !== undefined && typeof payload.nbf !== 'number') return;
     if (this.verified.size >= VERIFIED_CACHE_ENTRIES) {
-      const oldest = this.verified.keys().next().value;
-      if (oldest !== undefined) this.verified.delete(oldest);
+      // the oldest quarter at once: evicting one entry per insert made every insert walk the
+      // deleted slots at the head of the Map (its iterator skips them one by one)
+      let n = VERIFIED_CACHE_ENTRIES / 4;
+      for (const oldest of this.verified.keys()) {
+        this.verified.delete(oldest);
+        if (--n === 0) break;
+      }
     }
     // `payload` was parsed from exactly this token's bytes (by jose, or by rememberIssued); from now
     // on it is shared by every use of the token, so it is frozen.

@@ -1,5 +1,5 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import test from 'ava';
@@ -70,6 +70,7 @@ test('embedded default: loopback HTTP, generated keys, authenticated admin, Loca
     requestTimeoutMs: 60_000,
     headersTimeoutMs: 20_000,
     keepAliveTimeoutMs: 5_000,
+    cryptoThreads: availableParallelism() > 1 ? 1 : 0,
   });
   t.deepEqual(c.rateLimit, {
     enabled: true,

@@ -1,9 +1,9 @@
 /** `POST /kbs/v0/auth`: the RCAR challenge. */
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { TEES, type Tee } from '../../attestation/types.js';
 import { parseJson, readRawBody } from '../body.js';
 import { sessionCookie } from '../cookie.js';
+import { randomBytesPooled } from '../random.js';
 import { KbsError } from '../errors.js';
 import { countAuth } from '../observe.js';
 import type { Services } from '../services.js';
@@ -40,7 +40,7 @@ export function authRoute(s: Services): Step[] {
 
   const issueChallenge: Step = async (ctx) => {
     const tee = ctx.state.tee as Tee;
-    const nonce = randomBytes(32).toString('base64');
+    const nonce = randomBytesPooled(32).toString('base64');
     const session = await s.sessions.create(tee, nonce);
     ctx.set('Set-Cookie', sessionCookie(session.id, session.expiresAt, s.secureCookies));
     ctx.status = 200;

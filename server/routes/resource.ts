@@ -9,7 +9,7 @@ import { parseResourcePath, formatResourcePath } from '../../backends/resource-p
 import { readRawBody } from '../body.js';
 import { readSessionCookie } from '../cookie.js';
 import { KbsError } from '../errors.js';
-import { encryptForTeeKey, JweError } from '../jwe.js';
+import { encryptForTeeKey, encryptForTeeKeyWith, JweError, type JweOptions } from '../jwe.js';
 import type { Services } from '../services.js';
 import { parseTeePubKey, type TeePubKey } from '../tee-pubkey.js';
 import { adminChange, auditRelease, policyDecision } from '../observe.js';
@@ -133,10 +133,12 @@ export function getResourceRoute(s: Services): Step[] {
       if (Object.isFrozen(claims)) teeKeys.set(claims, key);
     }
     const teeKey = key;
+    const plaintext = ctx.state.resource as Uint8Array;
+    const options: JweOptions = { onDeprecated: (message) => (ctx.state.log ?? s.log).warn({ alg: teeKey.alg }, message) };
     try {
-      ctx.body = encryptForTeeKey(teeKey, ctx.state.resource as Uint8Array, {
-        onDeprecated: (message) => (ctx.state.log ?? s.log).warn({ alg: teeKey.alg }, message),
-      });
+      ctx.body = s.cryptoPool
+        ? await encryptForTeeKeyWith(s.cryptoPool.agree, teeKey, plaintext, options)
+        : encryptForTeeKey(teeKey, plaintext, options);
     } catch (e) {
       if (e instanceof JweError) throw new KbsError('JweError', 'JWE failed', { cause: e });
       throw e;
