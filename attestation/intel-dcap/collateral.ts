@@ -51,6 +51,8 @@ export class IntelCollateral {
   readonly updateType: UpdateType;
   readonly pcs: PcsClient | undefined;
   private readonly attempts = new Map<string, number>();
+  private readonly flights = new Map<string, Promise<unknown>>();
+  private readonly recent = new Map<string, { at: number; value: unknown }>();
 
   constructor(options: DcapOptions = {}) {
     this.intelDir = options.collateralDir === undefined ? undefined : join(options.collateralDir, 'intel');
@@ -76,12 +78,27 @@ export class IntelCollateral {
     return last === undefined || Date.now() - last > RETRY_AFTER_MS;
   }
 
-  private async online<T>(key: string, run: () => Promise<T | undefined>): Promise<T | undefined> {
-    if (!this.mayTry(key)) return undefined;
-    const r = await run();
-    if (r === undefined) this.attempts.set(key, Date.now());
-    else this.attempts.delete(key);
-    return r;
+  /**
+   * One online fetch per key at a time, and its result reused for RETRY_AFTER_MS: a verification
+   * that read the (still empty) disk before a concurrent one saved the item must not fetch it again.
+   */
+  private online<T>(key: string, run: () => Promise<T | undefined>): Promise<T | undefined> {
+    const flying = this.flights.get(key);
+    if (flying !== undefined) return flying as Promise<T | undefined>;
+    const recent = this.recent.get(key);
+    if (recent !== undefined && Date.now() - recent.at <= RETRY_AFTER_MS) return Promise.resolve(recent.value as T);
+    if (!this.mayTry(key)) return Promise.resolve(undefined);
+    const flight = (async () => {
+      const r = await run();
+      if (r === undefined) this.attempts.set(key, Date.now());
+      else {
+        this.attempts.delete(key);
+        this.recent.set(key, { at: Date.now(), value: r });
+      }
+      return r;
+    })().finally(() => this.flights.delete(key));
+    this.flights.set(key, flight);
+    return flight;
   }
 
   private async save(rel: string, data: Buffer | string): Promise<void> {
