@@ -202,7 +202,8 @@ const PATH_LEAKS = [process.cwd(), 'node:internal', 'node_modules/'];
 /** Where a 2xx may come from without the admin token (the pathname as Koa sees it). */
 function mayAnswer2xx(method: string, target: string): boolean {
   const path = (target.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/]*/i, '').split(/[?#]/)[0] ?? '').replace(/\\/g, '/');
-  if ((method === 'GET' || method === 'HEAD') && /^\/healthz\/?$/i.test(path)) return true;
+  // the operational endpoints are unauthenticated, as Trustee's /metrics (config/README.md [metrics])
+  if ((method === 'GET' || method === 'HEAD') && /^\/(?:healthz|readyz|metrics)\/?$/i.test(path)) return true;
   if (method === 'POST' && /^\/kbs\/v0\/(?:auth|attest)(?:\/.*)?$/i.test(path)) return true;
   if ((method === 'GET' || method === 'HEAD') && /^\/kbs\/v0\/resource\/.+$/i.test(path)) return true;
   return false;
