@@ -25,6 +25,7 @@ export interface DcapOptions {
   pcs?: PcsOptions;
 }
 
+/** How long an online outcome (an item, or a failure to get one) stands before the PCS is asked again. */
 const RETRY_AFTER_MS = 60_000;
 
 
@@ -50,9 +51,10 @@ export class IntelCollateral {
   readonly intelDir: string | undefined;
   readonly updateType: UpdateType;
   readonly pcs: PcsClient | undefined;
-  private readonly attempts = new Map<string, number>();
+  /** Online fetches under way, one per item. */
   private readonly flights = new Map<string, Promise<unknown>>();
-  private readonly recent = new Map<string, { at: number; value: unknown }>();
+  /** The last online outcome per item (`undefined`: it failed), trusted for RETRY_AFTER_MS. */
+  private readonly lastOnline = new Map<string, { at: number; value: unknown }>();
 
   constructor(options: DcapOptions = {}) {
     this.intelDir = options.collateralDir === undefined ? undefined : join(options.collateralDir, 'intel');
@@ -72,31 +74,22 @@ export class IntelCollateral {
     return set;
   }
 
-  /** True when an online attempt for `key` is allowed (not retried within a minute after a failure). */
-  private mayTry(key: string): boolean {
-    const last = this.attempts.get(key);
-    return last === undefined || Date.now() - last > RETRY_AFTER_MS;
-  }
-
   /**
-   * One online fetch per key at a time, and its result reused for RETRY_AFTER_MS: a verification
-   * that read the (still empty) disk before a concurrent one saved the item must not fetch it again.
+   * One online fetch per item at a time, and its outcome reused for RETRY_AFTER_MS: a result, so
+   * that a verification that read the (still empty) disk before a concurrent one saved the item
+   * does not fetch it again; a failure, so that an unreachable PCS is not asked on every quote.
    */
   private online<T>(key: string, run: () => Promise<T | undefined>): Promise<T | undefined> {
     const flying = this.flights.get(key);
     if (flying !== undefined) return flying as Promise<T | undefined>;
-    const recent = this.recent.get(key);
-    if (recent !== undefined && Date.now() - recent.at <= RETRY_AFTER_MS) return Promise.resolve(recent.value as T);
-    if (!this.mayTry(key)) return Promise.resolve(undefined);
-    const flight = (async () => {
-      const r = await run();
-      if (r === undefined) this.attempts.set(key, Date.now());
-      else {
-        this.attempts.delete(key);
-        this.recent.set(key, { at: Date.now(), value: r });
-      }
-      return r;
-    })().finally(() => this.flights.delete(key));
+    const last = this.lastOnline.get(key);
+    if (last !== undefined && Date.now() - last.at <= RETRY_AFTER_MS) return Promise.resolve(last.value as T | undefined);
+    const flight = run()
+      .then((value) => {
+        this.lastOnline.set(key, { at: Date.now(), value });
+        return value;
+      })
+      .finally(() => this.flights.delete(key));
     this.flights.set(key, flight);
     return flight;
   }
